@@ -1,0 +1,88 @@
+"""Canonical bytes: RFC 8785 JSON Canonicalization Scheme (JCS) and strict base64.
+
+Invariant: ``canonical_json(parse_canonical(b)) == b`` for every ``b`` that ``parse_canonical`` accepts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+import rfc8785
+
+from .errors import EncodingError
+
+MAX_SAFE_INTEGER = 2**53 - 1  # JCS numbers are IEEE 754 doubles; larger integers would lose precision.
+
+
+def canonical_json(value: Any) -> bytes:
+    """The RFC 8785 canonical UTF-8 bytes of ``value``. Raises EncodingError for floats-as-ints abuse,
+    lone surrogates or integers beyond 2^53-1, which JCS cannot represent exactly."""
+    try:
+        return bytes(rfc8785.dumps(value))
+    except (rfc8785.CanonicalizationError, ValueError, TypeError) as exc:
+        raise EncodingError(f"value cannot be canonicalised: {exc}") from exc
+
+
+def _reject_constant(name: str) -> Any:
+    raise EncodingError(f"JSON constant {name} is not allowed")
+
+
+def _reject_float(text: str) -> Any:
+    raise EncodingError(f"non-integer number {text} is not allowed; amounts are integers")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise EncodingError(f"duplicate JSON member {key!r}")
+        obj[key] = value
+    return obj
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Parse strict JSON: UTF-8, no duplicate members, no NaN/Infinity, no floats."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise EncodingError(f"not UTF-8: {exc.reason} at byte {exc.start}") from exc
+    try:
+        return json.loads(
+            text,
+            object_pairs_hook=_no_duplicate_keys,
+            parse_constant=_reject_constant,
+            parse_float=_reject_float,
+        )
+    except json.JSONDecodeError as exc:
+        raise EncodingError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise EncodingError("malformed JSON: nested too deeply") from exc
+
+
+def parse_canonical(data: bytes) -> Any:
+    """Parse ``data`` and require that it is already in canonical form."""
+    value = parse_json(data)
+    if canonical_json(value) != data:
+        raise EncodingError("bytes are not RFC 8785 canonical JSON")
+    return value
+
+
+def b64encode(data: bytes) -> str:
+    """Standard base64 (RFC 4648 section 4) with padding."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def b64decode(text: str, *, length: int | None = None, what: str = "value") -> bytes:
+    """Strict standard base64; ``length`` if given is the exact decoded length required."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise EncodingError(f"{what} is not valid base64") from exc
+    if b64encode(raw) != text:
+        raise EncodingError(f"{what} is not canonical base64")
+    if length is not None and len(raw) != length:
+        raise EncodingError(f"{what} decodes to {len(raw)} bytes, expected {length}")
+    return raw

@@ -1,0 +1,551 @@
+"""Entries: the versioned schema of every kind, canonical leaf bytes and the signing message.
+
+Wire form of a signed entry (its RFC 8785 canonical bytes are the Merkle leaf)::
+
+    {"entry": {"v": 1, "kind": "points.award", "village": "demo", "id": "<32 hex>",
+               "time": "2026-11-22T08:30:00Z", "author": "<base64 Ed25519 key>",
+               ["cosigner": "<base64 Ed25519 key>",] "body": {...}},
+     "signatures": [{"key": "<author>", "sig": "<base64>"}, {"key": "<cosigner>", "sig": "<base64>"}]}
+
+Invariants:
+- every signature is Ed25519 over ``SIGNING_DOMAIN || JCS(entry)``, so a signature made for one purpose
+  (a checkpoint, a login challenge) can never be replayed as an entry and vice versa;
+- ``signatures[0].key == entry.author`` and, iff ``entry.cosigner`` is present, ``signatures[1].key ==
+  entry.cosigner``; there are no other signatures;
+- amounts are integers in ``[1, MAX_AMOUNT]``; the sign of a movement comes from the kind, never from
+  the number.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+import keys
+
+from .canonical import b64decode, b64encode, canonical_json, parse_json
+from .errors import BadSignature, EncodingError, MalformedEntry, SignatureError
+
+SCHEMA_VERSION = 1
+SIGNING_DOMAIN = b"villageledger/entry/v1\n"
+MAX_AMOUNT = 1_000_000
+MAX_ENTRY_BYTES = 64 * 1024
+
+LEDGERS = ("morality", "credit")
+ROLES = ("committee", "grid_worker", "supervisor", "auditor", "intake")
+AFFAIR_CATEGORIES = ("finance", "project", "decision")
+
+ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+ENTRY_ID = r"^[0-9a-f]{32}$"
+SHA256_HEX = r"^[0-9a-f]{64}$"
+RULE_CODE = r"^[A-Z0-9][A-Z0-9-]{0,31}$"
+TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
+DATE = r"^\d{4}-\d{2}-\d{2}$"
+SAFE_FILENAME = r"^(?!\.)[^/\\\x00-\x1f]{1,128}$"
+
+
+# --- field helpers -------------------------------------------------------------------------------
+
+
+def _text(max_length: int, *, required: bool = True) -> fields.String:
+    """Printable text, no control characters, not blank."""
+    return fields.String(
+        required=required,
+        validate=[
+            validate.Length(min=1, max=max_length),
+            validate.Regexp(r"^[^\x00-\x08\x0b-\x1f\x7f]*$", error="must not contain control characters"),
+            validate.Regexp(r"\S", error="must not be blank"),
+        ],
+    )
+
+
+def _pattern(regex: str, what: str, *, required: bool = True) -> fields.String:
+    return fields.String(required=required, validate=validate.Regexp(regex, error=f"must be {what}"))
+
+
+def _ident(*, required: bool = True) -> fields.String:
+    return _pattern(ID, "an id of lowercase letters, digits, '-' or '_' (at most 64)", required=required)
+
+
+def _amount(*, required: bool = True) -> fields.Integer:
+    return fields.Integer(strict=True, required=required, validate=validate.Range(1, MAX_AMOUNT))
+
+
+def _public_key(*, required: bool = True) -> fields.String:
+    return _pattern(r"^[A-Za-z0-9+/]{43}=$", "a base64 Ed25519 public key (32 bytes)", required=required)
+
+
+def _bool(*, required: bool = True) -> fields.Boolean:
+    return fields.Boolean(required=required, truthy={True}, falsy={False})
+
+
+def _one_of(choices: tuple[str, ...], *, required: bool = True) -> fields.String:
+    return fields.String(required=required, validate=validate.OneOf(choices))
+
+
+class _Strict(Schema):
+    """Unknown fields are errors: a field the schema does not know is a field the verifier ignores."""
+
+
+# --- bodies of each kind -------------------------------------------------------------------------
+
+
+class VillageGenesis(_Strict):
+    name = _text(64)
+    name_en = _text(64, required=False)
+    township = _text(64)
+    county = _text(64)
+    origin = _pattern(r"^[\x21-\x7e]{1,200}$", "a checkpoint origin line (printable ASCII, no spaces)")
+    green_card_threshold = _amount()
+    founder = _ident()
+    founder_name = _text(32)
+
+
+class MemberAdd(_Strict):
+    member = _ident()
+    name = _text(32)
+    roles = fields.List(_one_of(ROLES), required=True, validate=validate.Length(min=1, max=len(ROLES)))
+    grid = _ident(required=False)
+    household = _ident(required=False)
+    key = _public_key()
+
+    @validates_schema
+    def _grid_for_grid_workers(self, data: dict[str, Any], **_: Any) -> None:
+        _require_grid_iff_grid_worker(data)
+
+
+class MemberRole(_Strict):
+    member = _ident()
+    roles = fields.List(_one_of(ROLES), required=True, validate=validate.Length(max=len(ROLES)))
+    grid = _ident(required=False)
+
+    @validates_schema
+    def _grid_for_grid_workers(self, data: dict[str, Any], **_: Any) -> None:
+        _require_grid_iff_grid_worker(data)
+
+
+def _require_grid_iff_grid_worker(data: Mapping[str, Any]) -> None:
+    roles = data.get("roles", [])
+    if len(set(roles)) != len(roles):
+        raise ValidationError("must not repeat a role", "roles")
+    if "grid_worker" in roles and "grid" not in data:
+        raise ValidationError("is required for a grid worker", "grid")
+    if "grid_worker" not in roles and "grid" in data:
+        raise ValidationError("is only for grid workers", "grid")
+
+
+class KeyAdd(_Strict):
+    member = _ident()
+    key = _public_key()
+
+
+class KeyRevoke(_Strict):
+    key = _public_key()
+    reason = _text(200)
+
+
+class GridDefine(_Strict):
+    grid = _ident()
+    name = _text(64)
+    name_en = _text(64, required=False)
+
+
+class HouseholdPublic(_Strict):
+    """The only household fields that may ever be public. Personal data (names of members, ID numbers,
+    phones, exact addresses) is never here: it lives in the erasable table, committed to by ``commitment``."""
+
+    label = _text(32, required=False)
+    group = _text(32, required=False)
+    lead_household = _bool(required=False)
+
+
+class HouseholdRegister(_Strict):
+    household = _ident()
+    grid = _ident()
+    number = _text(32)
+    public = fields.Nested(HouseholdPublic, required=True)
+    commitment = _pattern(SHA256_HEX, "a SHA-256 commitment in lowercase hex")
+
+
+class HouseholdUpdate(_Strict):
+    household = _ident()
+    grid = _ident(required=False)
+    number = _text(32, required=False)
+    public = fields.Nested(HouseholdPublic, required=False)
+    commitment = _pattern(SHA256_HEX, "a SHA-256 commitment in lowercase hex", required=False)
+
+    @validates_schema
+    def _changes_something(self, data: dict[str, Any], **_: Any) -> None:
+        if data.keys() <= {"household"}:
+            raise ValidationError("must change at least one of grid, number, public, commitment", "household")
+
+
+class RulePublish(_Strict):
+    rule = _pattern(RULE_CODE, "a rule code of capitals, digits and '-' (at most 32)")
+    title_zh = _text(64)
+    title_en = _text(96)
+    ledger = _one_of(LEDGERS)
+    direction = _one_of(("award", "deduct"))
+    amount = _amount(required=False)
+    min = _amount(required=False)
+    max = _amount(required=False)
+    evidence_required = _bool()
+    description = _text(1000, required=False)
+
+    @validates_schema
+    def _fixed_or_bounded(self, data: dict[str, Any], **_: Any) -> None:
+        bounds = ("min" in data, "max" in data)
+        if "amount" in data and any(bounds):
+            raise ValidationError("give either a fixed amount or min and max, not both", "amount")
+        if "amount" not in data and not all(bounds):
+            raise ValidationError("is required unless both min and max are given", "amount")
+        if all(bounds) and data["min"] > data["max"]:
+            raise ValidationError(f"must not exceed max ({data['max']})", "min")
+
+
+class RuleRetire(_Strict):
+    rule = _pattern(RULE_CODE, "a rule code")
+    reason = _text(200)
+
+
+class PointsMove(_Strict):
+    household = _ident()
+    rule = _pattern(RULE_CODE, "a rule code")
+    amount = _amount()
+    reason = _text(500)
+    evidence = fields.List(_pattern(SHA256_HEX, "a SHA-256 in lowercase hex"), validate=validate.Length(max=20))
+
+
+class PointsRedeem(_Strict):
+    household = _ident()
+    amount = _amount()
+    item = _text(64)
+    quantity = fields.Integer(strict=True, required=True, validate=validate.Range(1, 1000))
+
+
+class PointsReverse(_Strict):
+    entry = _pattern(ENTRY_ID, "an entry id (32 lowercase hex)")
+    reason = _text(500)
+    case = _pattern(ENTRY_ID, "a complaint receipt id (32 lowercase hex)", required=False)
+
+
+class Attachment(_Strict):
+    name = _pattern(SAFE_FILENAME, "a file name without path separators or leading dot")
+    sha256 = _pattern(SHA256_HEX, "a SHA-256 in lowercase hex")
+    media_type = _pattern(r"^[a-z]+/[a-z0-9.+-]{1,64}$", "a media type such as image/jpeg")
+    size = fields.Integer(strict=True, required=True, validate=validate.Range(0, 50 * 1024 * 1024))
+
+
+class Finance(_Strict):
+    direction = _one_of(("income", "expense"))
+    amount_fen = fields.Integer(strict=True, required=True, validate=validate.Range(0, 10**13))
+    counterparty = _text(64, required=False)
+
+
+class Project(_Strict):
+    budget_fen = fields.Integer(strict=True, required=True, validate=validate.Range(0, 10**13))
+    contractor = _text(64)
+    progress = fields.Integer(strict=True, required=True, validate=validate.Range(0, 100))
+    status = _one_of(("planned", "ongoing", "done"))
+
+
+class Decision(_Strict):
+    meeting = _text(64)
+    outcome = _text(500)
+    votes_for = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
+    votes_against = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
+    votes_abstain = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
+
+
+class AffairPublish(_Strict):
+    affair = _ident()
+    category = _one_of(AFFAIR_CATEGORIES)
+    title = _text(100)
+    text = _text(5000)
+    date = _pattern(DATE, "a date YYYY-MM-DD")
+    finance = fields.Nested(Finance)
+    project = fields.Nested(Project)
+    decision = fields.Nested(Decision)
+    attachments = fields.List(fields.Nested(Attachment), validate=validate.Length(max=20))
+
+    @validates_schema
+    def _details_match_category(self, data: dict[str, Any], **_: Any) -> None:
+        for category in AFFAIR_CATEGORIES:
+            if category == data.get("category") and category not in data:
+                raise ValidationError(f"is required for a {category} record", category)
+            if category != data.get("category") and category in data:
+                raise ValidationError(f"is only for a {category} record", category)
+        _require_valid_date(data.get("date"), "date")
+
+
+class ComplaintReceipt(_Strict):
+    receipt = _pattern(ENTRY_ID, "a receipt id (32 lowercase hex)")
+    commitment = _pattern(SHA256_HEX, "a SHA-256 commitment in lowercase hex")
+
+
+BODY_SCHEMAS: dict[str, Schema] = {
+    "village.genesis": VillageGenesis(),
+    "member.add": MemberAdd(),
+    "member.role": MemberRole(),
+    "key.add": KeyAdd(),
+    "key.revoke": KeyRevoke(),
+    "grid.define": GridDefine(),
+    "household.register": HouseholdRegister(),
+    "household.update": HouseholdUpdate(),
+    "rule.publish": RulePublish(),
+    "rule.retire": RuleRetire(),
+    "points.award": PointsMove(),
+    "points.deduct": PointsMove(),
+    "points.redeem": PointsRedeem(),
+    "points.reverse": PointsReverse(),
+    "affair.publish": AffairPublish(),
+    "complaint.receipt": ComplaintReceipt(),
+}
+KINDS = tuple(BODY_SCHEMAS)
+
+
+class Envelope(_Strict):
+    v = fields.Integer(strict=True, required=True, validate=validate.Equal(SCHEMA_VERSION))
+    kind = _one_of(KINDS)
+    village = _pattern(r"^[a-z0-9][a-z0-9-]{0,39}$", "a village slug (lowercase letters, digits, '-')")
+    id = _pattern(ENTRY_ID, "an entry id (32 lowercase hex)")
+    time = _pattern(TIME, "a UTC time YYYY-MM-DDTHH:MM:SSZ")
+    author = _public_key()
+    cosigner = _public_key(required=False)
+    body = fields.Dict(required=True)
+
+    @validates_schema
+    def _time_is_real(self, data: dict[str, Any], **_: Any) -> None:
+        _require_valid_date(data.get("time"), "time")
+        if "cosigner" in data and data["cosigner"] == data.get("author"):
+            raise ValidationError("must be a different key from the author", "cosigner")
+
+
+class SignatureSchema(_Strict):
+    key = _public_key()
+    sig = _pattern(r"^[A-Za-z0-9+/]{86}==$", "a base64 Ed25519 signature (64 bytes)")
+
+
+class SignedEntrySchema(_Strict):
+    entry = fields.Dict(required=True)
+    signatures = fields.List(fields.Nested(SignatureSchema), required=True, validate=validate.Length(1, 2))
+
+
+def _require_valid_date(value: Any, name: str) -> None:
+    if not isinstance(value, str):
+        return
+    text = value[:10]
+    try:
+        datetime.strptime(text, "%Y-%m-%d")
+        if len(value) > 10:
+            datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError as exc:
+        raise ValidationError("is not a real calendar date and time", name) from exc
+
+
+# --- the entry ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A validated signed entry. ``leaf`` is its canonical bytes (the Merkle leaf data).
+
+    Construct with ``parse_entry`` or ``sign_entry``; both guarantee the schema of ``kind`` holds.
+    Signatures are checked separately by ``check_signatures`` (the verifier does it in parallel).
+    """
+
+    kind: str
+    village: str
+    id: str
+    time: str
+    author: bytes
+    cosigner: bytes | None
+    body: Mapping[str, Any]
+    signatures: tuple[bytes, ...]
+    unsigned: Mapping[str, Any] = field(repr=False)
+    leaf: bytes = field(repr=False)
+
+    @property
+    def signers(self) -> tuple[bytes, ...]:
+        """The keys that must have signed, in signature order."""
+        return (self.author,) if self.cosigner is None else (self.author, self.cosigner)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "entry": dict(self.unsigned),
+            "signatures": [
+                {"key": b64encode(k), "sig": b64encode(s)} for k, s in zip(self.signers, self.signatures)
+            ],
+        }
+
+
+def signing_message(unsigned: Mapping[str, Any]) -> bytes:
+    """The exact bytes every signer of ``unsigned`` signs."""
+    return SIGNING_DOMAIN + canonical_json(unsigned)
+
+
+def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """marshmallow's nested error dict as {"body.amount": ["..."]}."""
+    if isinstance(messages, dict):
+        out: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            name = str(key) if key != "_schema" else ""
+            path = f"{prefix}.{name}" if prefix and name else (prefix or name or "entry")
+            out.update(_flatten(value, path))
+        return out
+    if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
+        return {prefix or "entry": list(messages)}
+    if isinstance(messages, list):
+        out = {}
+        for item in messages:
+            out.update(_flatten(item, prefix))
+        return out
+    return {prefix or "entry": [str(messages)]}
+
+
+def _load(schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
+    if not isinstance(data, Mapping):
+        raise MalformedEntry(f"{prefix or 'entry'}: must be a JSON object", field=prefix or "entry")
+    try:
+        loaded: dict[str, Any] = schema.load(data)
+        return loaded
+    except ValidationError as exc:
+        problems = _flatten(exc.messages, prefix)
+        first, reasons = next(iter(sorted(problems.items())))
+        raise MalformedEntry(f"{first}: {reasons[0]}", field=first, problems=problems) from exc
+
+
+def parse_entry(signed: Any) -> Entry:
+    """Validate a signed entry (already parsed JSON) against the envelope and its kind's body schema.
+
+    Raises MalformedEntry naming the first offending field. Does not check signatures.
+    """
+    outer = _load(SignedEntrySchema(), signed, "")
+    unsigned = outer["entry"]
+    envelope = _load(Envelope(), unsigned, "entry")
+    body = _load(BODY_SCHEMAS[envelope["kind"]], envelope["body"], "entry.body")
+    author = b64decode(envelope["author"], length=32, what="entry.author")
+    cosigner = b64decode(envelope["cosigner"], length=32, what="entry.cosigner") if "cosigner" in envelope else None
+    expected = (author,) if cosigner is None else (author, cosigner)
+    given = tuple(b64decode(s["key"], length=32, what="signatures.key") for s in outer["signatures"])
+    if given != expected:
+        raise MalformedEntry(
+            f"signatures: expected {len(expected)} signature(s) by the author"
+            + (" then the cosigner" if cosigner else "")
+            + f", got {len(given)} by other or reordered keys",
+            field="signatures",
+        )
+    signatures = tuple(b64decode(s["sig"], length=64, what="signatures.sig") for s in outer["signatures"])
+    leaf = canonical_json(signed)
+    if len(leaf) > MAX_ENTRY_BYTES:
+        raise MalformedEntry(f"entry: {len(leaf)} bytes, at most {MAX_ENTRY_BYTES}", field="entry")
+    return Entry(
+        kind=envelope["kind"],
+        village=envelope["village"],
+        id=envelope["id"],
+        time=envelope["time"],
+        author=author,
+        cosigner=cosigner,
+        body=body,
+        signatures=signatures,
+        unsigned=unsigned,
+        leaf=leaf,
+    )
+
+
+def decode_leaf(leaf: bytes) -> Entry:
+    """The entry whose canonical bytes are exactly ``leaf``. Raises EncodingError or MalformedEntry."""
+    if len(leaf) > MAX_ENTRY_BYTES:
+        raise MalformedEntry(f"entry: {len(leaf)} bytes, at most {MAX_ENTRY_BYTES}", field="entry")
+    entry = parse_entry(parse_json(leaf))
+    if entry.leaf != leaf:
+        raise EncodingError("leaf bytes are not the RFC 8785 canonical form of the entry")
+    return entry
+
+
+def check_signatures(entry: Entry) -> None:
+    """Every required signature verifies over the signing message. Raises BadSignature naming the signer."""
+    message = signing_message(entry.unsigned)
+    for role, key, sig in zip(("author", "cosigner"), entry.signers, entry.signatures):
+        try:
+            keys.verify_signature(key, sig, message)
+        except SignatureError as exc:
+            raise BadSignature(f"signature by the {role} key {b64encode(key)} does not verify", field="signatures") from exc
+
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).strftime(_TIME_FORMAT)
+
+
+def new_entry_id() -> str:
+    import secrets
+
+    return secrets.token_hex(16)
+
+
+def make_unsigned(
+    *,
+    kind: str,
+    village: str,
+    body: Mapping[str, Any],
+    author: bytes,
+    cosigner: bytes | None = None,
+    time: str | None = None,
+    entry_id: str | None = None,
+) -> dict[str, Any]:
+    """The unsigned part of a new entry, ready for every signer to sign."""
+    unsigned: dict[str, Any] = {
+        "v": SCHEMA_VERSION,
+        "kind": kind,
+        "village": village,
+        "id": entry_id or new_entry_id(),
+        "time": time or utc_now(),
+        "author": b64encode(author),
+        "body": dict(body),
+    }
+    if cosigner is not None:
+        unsigned["cosigner"] = b64encode(cosigner)
+    return unsigned
+
+
+def sign_entry(unsigned: Mapping[str, Any], author: keys.SigningKey, cosigner: keys.SigningKey | None = None) -> Entry:
+    """Sign ``unsigned`` with the author's (and the cosigner's) key and return the validated entry."""
+    message = signing_message(unsigned)
+    signers = [author] if cosigner is None else [author, cosigner]
+    signed = {
+        "entry": dict(unsigned),
+        "signatures": [{"key": b64encode(k.public_bytes), "sig": b64encode(k.sign(message))} for k in signers],
+    }
+    return parse_entry(signed)
+
+
+def entry_time(entry: Entry) -> datetime:
+    return datetime.strptime(entry.time, _TIME_FORMAT).replace(tzinfo=timezone.utc)
+
+
+HOUSEHOLD_COMMITMENT_DOMAIN = b"villageledger/household/v1\n"
+
+
+def household_commitment(salt: bytes, personal: Mapping[str, Any]) -> str:
+    """Salted commitment to a household's personal data: SHA-256(domain || salt || JCS(personal)).
+
+    The salt (at least 16 random bytes) keeps the commitment from being brute-forced from guessable
+    names; erasing the salt and data leaves the commitment meaningless but every signature valid.
+    """
+    import hashlib
+
+    if len(salt) < 16:
+        raise ValueError("salt must be at least 16 bytes")
+    return hashlib.sha256(HOUSEHOLD_COMMITMENT_DOMAIN + salt + canonical_json(dict(personal))).hexdigest()
+
+
+def is_entry_id(value: str) -> bool:
+    return re.fullmatch(ENTRY_ID, value) is not None

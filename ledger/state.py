@@ -1,0 +1,682 @@
+"""The state of one village's ledger, and ``apply``: the one code path that decides whether an entry may
+be appended at a point of the log and what it changes.
+
+The append path (storage) and the offline verifier both call ``apply``; nothing else decides.
+
+Plan of ``apply(state, entry)``:
+  (1) the entry belongs to this village and is at the right place (genesis first and only first);
+  (2) its id is new (no replay);
+  (3) every signing key is registered, active, and belongs to a member who still has a role;
+  (4) the author's role allows this kind, for this target (grid workers: only their grid);
+  (5) conflicts of interest: points touching the author's own household need a committee cosigner;
+  (6) the kind's own rules (rule bounds, evidence, balances, reversal targets...);
+  (7) only then is the state changed, so a refused entry changes nothing.
+
+Accounts: every ledger (``morality``, ``credit``) has the village's issuing account ``village``, the points
+supermarket ``supermarket`` and one account per household ``household:<id>``. Every movement debits one
+account and credits another by the same amount, so the balances of a ledger always sum to zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from .canonical import b64decode, b64encode
+from .entries import Entry
+from .errors import MalformedEntry, NotAuthorised, Replay, RuleViolation
+
+ISSUER = "village"
+SUPERMARKET = "supermarket"
+POINT_KINDS = ("points.award", "points.deduct", "points.redeem", "points.reverse")
+
+# Which roles may sign which kinds. Finer limits (own grid, own key, cosigners) are in the checks below.
+MAY_SIGN: dict[str, frozenset[str]] = {
+    "member.add": frozenset({"committee"}),
+    "member.role": frozenset({"committee"}),
+    "key.add": frozenset({"committee", "grid_worker", "supervisor", "intake"}),
+    "key.revoke": frozenset({"committee", "grid_worker", "supervisor", "intake"}),
+    "grid.define": frozenset({"committee"}),
+    "household.register": frozenset({"committee", "grid_worker"}),
+    "household.update": frozenset({"committee", "grid_worker"}),
+    "rule.publish": frozenset({"committee"}),
+    "rule.retire": frozenset({"committee"}),
+    "points.award": frozenset({"committee", "grid_worker"}),
+    "points.deduct": frozenset({"committee", "grid_worker"}),
+    "points.redeem": frozenset({"committee", "grid_worker"}),
+    "points.reverse": frozenset({"committee", "supervisor"}),
+    "affair.publish": frozenset({"committee"}),
+    "complaint.receipt": frozenset({"committee", "grid_worker", "supervisor", "intake"}),
+}
+SIGNING_ROLES = frozenset({"committee", "grid_worker", "supervisor", "intake"})  # auditors sign nothing
+
+
+def household_account(household: str) -> str:
+    return f"household:{household}"
+
+
+@dataclass(frozen=True)
+class Village:
+    slug: str
+    name: str
+    name_en: str | None
+    township: str
+    county: str
+    origin: str
+    green_card_threshold: int
+
+
+@dataclass(frozen=True)
+class Member:
+    id: str
+    name: str
+    roles: frozenset[str]
+    grid: str | None
+    household: str | None
+    added_at: int
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    public: bytes
+    member: str
+    added_at: int
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Grid:
+    id: str
+    name: str
+    name_en: str | None
+    defined_at: int
+
+
+@dataclass(frozen=True)
+class Household:
+    id: str
+    grid: str
+    number: str
+    public: Mapping[str, Any]
+    commitment: str
+    registered_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    version: int
+    title_zh: str
+    title_en: str
+    ledger: str
+    direction: str
+    amount: int | None
+    min: int | None
+    max: int | None
+    evidence_required: bool
+    description: str | None
+    published_at: int
+    retired_at: int | None = None
+
+    def bounds(self) -> tuple[int, int]:
+        if self.amount is not None:
+            return self.amount, self.amount
+        assert self.min is not None and self.max is not None
+        return self.min, self.max
+
+
+@dataclass(frozen=True)
+class Movement:
+    """A points entry as the ledger remembers it: ``amount`` moved from ``debit`` to ``credit``."""
+
+    entry_id: str
+    index: int
+    kind: str
+    ledger: str
+    household: str
+    debit: str
+    credit: str
+    amount: int
+
+
+class EntryIndex(Protocol):
+    """Lookups over all earlier entries, which may be too many to hold in memory (a database table)."""
+
+    def contains(self, entry_id: str) -> bool: ...
+
+    def movement(self, entry_id: str) -> Movement | None: ...
+
+    def reversed_by(self, entry_id: str) -> str | None: ...
+
+    def has_receipt(self, receipt_id: str) -> bool: ...
+
+
+class MemoryIndex:
+    """An EntryIndex held in memory: the verifier's, and a store's overlay for a batch."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.movements: dict[str, Movement] = {}
+        self.reversals: dict[str, str] = {}
+        self.receipts: set[str] = set()
+
+    def contains(self, entry_id: str) -> bool:
+        return entry_id in self.ids
+
+    def movement(self, entry_id: str) -> Movement | None:
+        return self.movements.get(entry_id)
+
+    def reversed_by(self, entry_id: str) -> str | None:
+        return self.reversals.get(entry_id)
+
+    def has_receipt(self, receipt_id: str) -> bool:
+        return receipt_id in self.receipts
+
+
+class _Layered:
+    """Recent entries (not yet persisted) over a backing index."""
+
+    def __init__(self, recent: MemoryIndex, backing: EntryIndex) -> None:
+        self.recent, self.backing = recent, backing
+
+    def contains(self, entry_id: str) -> bool:
+        return self.recent.contains(entry_id) or self.backing.contains(entry_id)
+
+    def movement(self, entry_id: str) -> Movement | None:
+        return self.recent.movement(entry_id) or self.backing.movement(entry_id)
+
+    def reversed_by(self, entry_id: str) -> str | None:
+        return self.recent.reversed_by(entry_id) or self.backing.reversed_by(entry_id)
+
+    def has_receipt(self, receipt_id: str) -> bool:
+        return self.recent.has_receipt(receipt_id) or self.backing.has_receipt(receipt_id)
+
+
+@dataclass
+class Changes:
+    """What ``apply`` changed, so a store can persist exactly those derived rows."""
+
+    members: set[str] = field(default_factory=set)
+    keys: set[bytes] = field(default_factory=set)
+    grids: set[str] = field(default_factory=set)
+    households: set[str] = field(default_factory=set)
+    rules: set[str] = field(default_factory=set)
+    balances: set[tuple[str, str]] = field(default_factory=set)
+
+    def update(self, other: Changes) -> None:
+        for name in ("members", "keys", "grids", "households", "rules", "balances"):
+            getattr(self, name).update(getattr(other, name))
+
+
+@dataclass
+class State:
+    """The village as replayed from its first ``size`` entries.
+
+    Small parts (members, keys, grids, households, rules, balances) are held here; per-entry facts are
+    looked up through ``index`` (entries applied since ``recent`` was last cleared are in ``recent``).
+    """
+
+    index: EntryIndex = field(default_factory=MemoryIndex)
+    size: int = 0
+    village: Village | None = None
+    members: dict[str, Member] = field(default_factory=dict)
+    keys: dict[bytes, KeyRecord] = field(default_factory=dict)
+    grids: dict[str, Grid] = field(default_factory=dict)
+    households: dict[str, Household] = field(default_factory=dict)
+    rules: dict[str, Rule] = field(default_factory=dict)
+    balances: dict[tuple[str, str], int] = field(default_factory=dict)
+    recent: MemoryIndex = field(default_factory=MemoryIndex)
+
+    def copy(self) -> State:
+        """An independent copy sharing the (immutable) records and the backing index."""
+        recent = MemoryIndex()
+        recent.ids = set(self.recent.ids)
+        recent.movements = dict(self.recent.movements)
+        recent.reversals = dict(self.recent.reversals)
+        recent.receipts = set(self.recent.receipts)
+        return replace(
+            self,
+            members=dict(self.members),
+            keys=dict(self.keys),
+            grids=dict(self.grids),
+            households=dict(self.households),
+            rules=dict(self.rules),
+            balances=dict(self.balances),
+            recent=recent,
+        )
+
+    @property
+    def lookups(self) -> EntryIndex:
+        return _Layered(self.recent, self.index)
+
+    def balance(self, account: str, ledger: str) -> int:
+        return self.balances.get((account, ledger), 0)
+
+    def member_of(self, public: bytes) -> Member:
+        return self.members[self.keys[public].member]
+
+    def active_committee_keys(self) -> list[bytes]:
+        return [
+            k.public
+            for k in self.keys.values()
+            if k.revoked_at is None and "committee" in self.members[k.member].roles
+        ]
+
+
+# --- (1)-(5): who may append what ------------------------------------------------------------------
+
+
+def _active_member(state: State, public: bytes, role_name: str) -> Member:
+    record = state.keys.get(public)
+    if record is None:
+        raise NotAuthorised(f"the {role_name} key {b64encode(public)} is not registered in this village", field=f"entry.{role_name}")
+    if record.revoked_at is not None:
+        raise NotAuthorised(
+            f"the {role_name} key {b64encode(public)} was revoked at index {record.revoked_at}", field=f"entry.{role_name}"
+        )
+    member = state.members[record.member]
+    if not member.roles & SIGNING_ROLES:
+        held = ", ".join(sorted(member.roles)) or "no role"
+        raise NotAuthorised(f"member {member.id} ({held}) may not sign entries", field=f"entry.{role_name}")
+    return member
+
+
+def _target_household(state: State, entry: Entry) -> str | None:
+    """The household a points entry touches (for a reversal: the reversed entry's household)."""
+    if entry.kind == "points.reverse":
+        target = state.lookups.movement(entry.body["entry"])
+        return target.household if target else None
+    household = entry.body.get("household")
+    return household if isinstance(household, str) else None
+
+
+def _grids_touched(state: State, entry: Entry) -> set[str]:
+    """Grids an entry acts in, for the grid-worker limit."""
+    grids: set[str] = set()
+    household_id = _target_household(state, entry)
+    if household_id in state.households:
+        grids.add(state.households[household_id].grid)
+    if entry.kind == "household.register":
+        grids.add(entry.body["grid"])
+    if entry.kind == "household.update" and "grid" in entry.body:
+        grids.add(entry.body["grid"])
+    return grids
+
+
+def authorise(state: State, entry: Entry) -> Member:
+    """Steps (1)-(5): raise unless the signing keys may append ``entry`` at ``state.size``. Returns the author."""
+    # (1)
+    if entry.kind == "village.genesis" or state.village is None:
+        _check_genesis_place(state, entry)
+        return Member(entry.body["founder"], entry.body["founder_name"], frozenset({"committee"}), None, None, 0)
+    if entry.village != state.village.slug:
+        raise NotAuthorised(f"entry is for village {entry.village!r}, this log is {state.village.slug!r}", field="entry.village")
+    # (2)
+    if state.lookups.contains(entry.id):
+        raise Replay(f"entry {entry.id} is already in the log", field="entry.id")
+    # (3)
+    author = _active_member(state, entry.author, "author")
+    # (4)
+    allowed = MAY_SIGN[entry.kind]
+    if not author.roles & allowed:
+        held = ", ".join(sorted(author.roles))
+        raise NotAuthorised(f"a member with role {held} may not sign {entry.kind}", field="entry.kind")
+    if entry.kind in ("key.add", "key.revoke") and "committee" not in author.roles:
+        _check_own_key(state, entry, author)
+    if author.roles & allowed == {"grid_worker"}:
+        _check_own_grid(state, entry, author)
+    # (5)
+    _check_cosigner(state, entry, author)
+    return author
+
+
+def _check_genesis_place(state: State, entry: Entry) -> None:
+    if state.size != 0 or state.village is not None:
+        raise NotAuthorised("village.genesis may only be the first entry of a log", field="entry.kind")
+    if entry.kind != "village.genesis":
+        raise NotAuthorised(f"the first entry must be village.genesis, not {entry.kind}", field="entry.kind")
+    if entry.cosigner is not None:
+        raise NotAuthorised("village.genesis is signed by the founder alone", field="entry.cosigner")
+
+
+def _check_own_key(state: State, entry: Entry, author: Member) -> None:
+    if entry.kind == "key.add":
+        owner = entry.body["member"]
+    else:
+        record = state.keys.get(b64decode(entry.body["key"], length=32, what="body.key"))
+        owner = record.member if record else author.id
+    if owner != author.id:
+        raise NotAuthorised(f"only the committee may change another member's keys ({owner})", field="entry.body.member")
+
+
+def _check_own_grid(state: State, entry: Entry, author: Member) -> None:
+    outside = sorted(g for g in _grids_touched(state, entry) if g != author.grid)
+    if outside:
+        raise NotAuthorised(
+            f"grid worker {author.id} may act only in grid {author.grid}, not {', '.join(outside)}",
+            field="entry.body.household",
+        )
+
+
+def _check_cosigner(state: State, entry: Entry, author: Member) -> None:
+    target = _target_household(state, entry) if entry.kind in POINT_KINDS else None
+    conflicted = target is not None and author.household == target
+    if entry.cosigner is None:
+        if conflicted:
+            raise NotAuthorised(
+                f"member {author.id} belongs to household {target}: points for it need a cosignature "
+                "from another committee member",
+                field="entry.cosigner",
+            )
+        return
+    cosigner = _active_member(state, entry.cosigner, "cosigner")
+    if cosigner.id == author.id:
+        raise NotAuthorised("the cosigner must be a different member from the author", field="entry.cosigner")
+    if "committee" not in cosigner.roles:
+        raise NotAuthorised(f"the cosigner {cosigner.id} is not a committee member", field="entry.cosigner")
+    if target is not None and cosigner.household == target:
+        raise NotAuthorised(f"the cosigner {cosigner.id} also belongs to household {target}", field="entry.cosigner")
+
+
+# --- (6)-(7): what each kind requires and changes -------------------------------------------------
+
+
+def apply(state: State, entry: Entry) -> Changes:
+    """Append ``entry`` at index ``state.size``: authorise it, check its kind's rules, then change the state.
+
+    Raises an EntryError (and changes nothing) if the entry may not be appended here. Signatures are
+    not checked here (see ``entries.check_signatures``): callers verify them first, possibly in parallel.
+    """
+    author = authorise(state, entry)
+    changes = Changes()
+    _APPLY[entry.kind](state, entry, author, changes)
+    state.recent.ids.add(entry.id)
+    state.size += 1
+    return changes
+
+
+def apply_all(state: State, entries: Iterable[Entry]) -> Changes:
+    changes = Changes()
+    for entry in entries:
+        changes.update(apply(state, entry))
+    return changes
+
+
+def _genesis(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    body = entry.body
+    state.village = Village(
+        slug=entry.village,
+        name=body["name"],
+        name_en=body.get("name_en"),
+        township=body["township"],
+        county=body["county"],
+        origin=body["origin"],
+        green_card_threshold=body["green_card_threshold"],
+    )
+    state.members[body["founder"]] = Member(
+        body["founder"], body["founder_name"], frozenset({"committee"}), None, None, state.size
+    )
+    state.keys[entry.author] = KeyRecord(entry.author, body["founder"], state.size)
+    changes.members.add(body["founder"])
+    changes.keys.add(entry.author)
+
+
+def _require_grid(state: State, grid: str | None, name: str = "grid") -> None:
+    if grid is not None and grid not in state.grids:
+        raise RuleViolation(f"grid {grid!r} is not defined", field=f"entry.body.{name}")
+
+
+def _require_household(state: State, household: str) -> Household:
+    if household not in state.households:
+        raise RuleViolation(f"household {household!r} is not registered", field="entry.body.household")
+    return state.households[household]
+
+
+def _require_member(state: State, member: str) -> Member:
+    if member not in state.members:
+        raise RuleViolation(f"member {member!r} does not exist", field="entry.body.member")
+    return state.members[member]
+
+
+def _require_new_key(state: State, public: bytes) -> None:
+    if public in state.keys:
+        raise RuleViolation(f"key {b64encode(public)} is already registered", field="entry.body.key")
+
+
+def _keep_a_committee(state: State, without_member: str | None = None, without_key: bytes | None = None) -> None:
+    remaining = [
+        k
+        for k in state.active_committee_keys()
+        if k != without_key and state.keys[k].member != without_member
+    ]
+    if not remaining:
+        raise RuleViolation("the village would be left with no active committee key", field="entry.body")
+
+
+def _member_add(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    body = entry.body
+    if body["member"] in state.members:
+        raise RuleViolation(f"member {body['member']!r} already exists", field="entry.body.member")
+    _require_grid(state, body.get("grid"))
+    if body.get("household") is not None:
+        _require_household(state, body["household"])
+    public = b64decode(body["key"], length=32, what="body.key")
+    _require_new_key(state, public)
+    state.members[body["member"]] = Member(
+        body["member"], body["name"], frozenset(body["roles"]), body.get("grid"), body.get("household"), state.size
+    )
+    state.keys[public] = KeyRecord(public, body["member"], state.size)
+    changes.members.add(body["member"])
+    changes.keys.add(public)
+
+
+def _member_role(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    body = entry.body
+    member = _require_member(state, body["member"])
+    _require_grid(state, body.get("grid"))
+    if "committee" in member.roles and "committee" not in body["roles"]:
+        _keep_a_committee(state, without_member=member.id)
+    state.members[member.id] = replace(member, roles=frozenset(body["roles"]), grid=body.get("grid"))
+    changes.members.add(member.id)
+
+
+def _key_add(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    _require_member(state, entry.body["member"])
+    public = b64decode(entry.body["key"], length=32, what="body.key")
+    _require_new_key(state, public)
+    state.keys[public] = KeyRecord(public, entry.body["member"], state.size)
+    changes.keys.add(public)
+
+
+def _key_revoke(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    public = b64decode(entry.body["key"], length=32, what="body.key")
+    record = state.keys.get(public)
+    if record is None:
+        raise RuleViolation(f"key {entry.body['key']} is not registered", field="entry.body.key")
+    if record.revoked_at is not None:
+        raise RuleViolation(f"key {entry.body['key']} was already revoked at index {record.revoked_at}", field="entry.body.key")
+    if "committee" in state.members[record.member].roles:
+        _keep_a_committee(state, without_key=public)
+    state.keys[public] = replace(record, revoked_at=state.size)
+    changes.keys.add(public)
+
+
+def _grid_define(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    body = entry.body
+    if body["grid"] in state.grids:
+        raise RuleViolation(f"grid {body['grid']!r} is already defined", field="entry.body.grid")
+    state.grids[body["grid"]] = Grid(body["grid"], body["name"], body.get("name_en"), state.size)
+    changes.grids.add(body["grid"])
+
+
+def _household_register(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    body = entry.body
+    if body["household"] in state.households:
+        raise RuleViolation(f"household {body['household']!r} is already registered", field="entry.body.household")
+    _require_grid(state, body["grid"])
+    state.households[body["household"]] = Household(
+        body["household"], body["grid"], body["number"], dict(body["public"]), body["commitment"], state.size, state.size
+    )
+    changes.households.add(body["household"])
+
+
+def _household_update(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    body = entry.body
+    household = _require_household(state, body["household"])
+    _require_grid(state, body.get("grid"))
+    state.households[household.id] = replace(
+        household,
+        grid=body.get("grid", household.grid),
+        number=body.get("number", household.number),
+        public=dict(body.get("public", household.public)),
+        commitment=body.get("commitment", household.commitment),
+        updated_at=state.size,
+    )
+    changes.households.add(household.id)
+
+
+def _rule_publish(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    body = entry.body
+    previous = state.rules.get(body["rule"])
+    if previous is not None and (previous.ledger, previous.direction) != (body["ledger"], body["direction"]):
+        raise RuleViolation(
+            f"a new version of rule {body['rule']} must keep ledger {previous.ledger} and direction {previous.direction}",
+            field="entry.body.ledger",
+        )
+    state.rules[body["rule"]] = Rule(
+        code=body["rule"],
+        version=previous.version + 1 if previous else 1,
+        title_zh=body["title_zh"],
+        title_en=body["title_en"],
+        ledger=body["ledger"],
+        direction=body["direction"],
+        amount=body.get("amount"),
+        min=body.get("min"),
+        max=body.get("max"),
+        evidence_required=body["evidence_required"],
+        description=body.get("description"),
+        published_at=state.size,
+    )
+    changes.rules.add(body["rule"])
+
+
+def _rule_retire(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    rule = state.rules.get(entry.body["rule"])
+    if rule is None:
+        raise RuleViolation(f"rule {entry.body['rule']} does not exist", field="entry.body.rule")
+    if rule.retired_at is not None:
+        raise RuleViolation(f"rule {rule.code} was already retired at index {rule.retired_at}", field="entry.body.rule")
+    state.rules[rule.code] = replace(rule, retired_at=state.size)
+    changes.rules.add(rule.code)
+
+
+def _move(state: State, entry: Entry, changes: Changes, *, ledger: str, household: str, debit: str, credit: str, amount: int) -> None:
+    """Move ``amount`` from ``debit`` to ``credit`` and remember the movement for later reversal."""
+    for account, delta in ((debit, -amount), (credit, amount)):
+        state.balances[(account, ledger)] = state.balance(account, ledger) + delta
+        changes.balances.add((account, ledger))
+    state.recent.movements[entry.id] = Movement(entry.id, state.size, entry.kind, ledger, household, debit, credit, amount)
+
+
+def _points_by_rule(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    body = entry.body
+    direction = entry.kind.removeprefix("points.")
+    _require_household(state, body["household"])
+    rule = state.rules.get(body["rule"])
+    if rule is None:
+        raise RuleViolation(f"rule {body['rule']} does not exist", field="entry.body.rule")
+    if rule.retired_at is not None:
+        raise RuleViolation(f"rule {rule.code} was retired at index {rule.retired_at}", field="entry.body.rule")
+    if rule.direction != direction:
+        raise RuleViolation(f"rule {rule.code} is for points.{rule.direction}, not {entry.kind}", field="entry.body.rule")
+    low, high = rule.bounds()
+    if not low <= body["amount"] <= high:
+        expected = f"exactly {low}" if low == high else f"between {low} and {high}"
+        raise RuleViolation(f"amount {body['amount']} is outside rule {rule.code}: {expected}", field="entry.body.amount")
+    if rule.evidence_required and not body.get("evidence"):
+        raise RuleViolation(f"rule {rule.code} requires evidence (a photo or document hash)", field="entry.body.evidence")
+    account = household_account(body["household"])
+    debit, credit = (ISSUER, account) if direction == "award" else (account, ISSUER)
+    _move(state, entry, changes, ledger=rule.ledger, household=body["household"], debit=debit, credit=credit, amount=body["amount"])
+
+
+def _points_redeem(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    body = entry.body
+    _require_household(state, body["household"])
+    account = household_account(body["household"])
+    balance = state.balance(account, "morality")
+    if body["amount"] > balance:
+        raise RuleViolation(
+            f"household {body['household']} has {balance} morality points, cannot redeem {body['amount']}",
+            field="entry.body.amount",
+        )
+    _move(state, entry, changes, ledger="morality", household=body["household"], debit=account, credit=SUPERMARKET, amount=body["amount"])
+
+
+def _points_reverse(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    target_id = entry.body["entry"]
+    lookups = state.lookups
+    target = lookups.movement(target_id)
+    if target is None:
+        what = "is not a points award, deduction or redemption" if lookups.contains(target_id) else "is not in the log"
+        raise RuleViolation(f"entry {target_id} {what}", field="entry.body.entry")
+    if target.kind == "points.reverse":
+        raise RuleViolation(f"entry {target_id} is itself a reversal and cannot be reversed", field="entry.body.entry")
+    earlier = lookups.reversed_by(target_id)
+    if earlier is not None:
+        raise RuleViolation(f"entry {target_id} was already reversed by {earlier}", field="entry.body.entry")
+    if "case" in entry.body and not lookups.has_receipt(entry.body["case"]):
+        raise RuleViolation(f"complaint receipt {entry.body['case']} is not in the log", field="entry.body.case")
+    _move(
+        state, entry, changes,
+        ledger=target.ledger, household=target.household, debit=target.credit, credit=target.debit, amount=target.amount,
+    )
+    state.recent.reversals[target_id] = entry.id
+
+
+def _affair_publish(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    """Affairs change no balance; every version stays in the log, the latest is the current one."""
+
+
+def _complaint_receipt(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+    receipt = entry.body["receipt"]
+    if state.lookups.has_receipt(receipt):
+        raise RuleViolation(f"complaint receipt {receipt} is already in the log", field="entry.body.receipt")
+    state.recent.receipts.add(receipt)
+
+
+_APPLY = {
+    "village.genesis": _genesis,
+    "member.add": _member_add,
+    "member.role": _member_role,
+    "key.add": _key_add,
+    "key.revoke": _key_revoke,
+    "grid.define": _grid_define,
+    "household.register": _household_register,
+    "household.update": _household_update,
+    "rule.publish": _rule_publish,
+    "rule.retire": _rule_retire,
+    "points.award": _points_by_rule,
+    "points.deduct": _points_by_rule,
+    "points.redeem": _points_redeem,
+    "points.reverse": _points_reverse,
+    "affair.publish": _affair_publish,
+    "complaint.receipt": _complaint_receipt,
+}
+
+
+def check_accounts_balance(state: State) -> None:
+    """Every ledger's accounts sum to zero. Raises RuleViolation naming the ledger otherwise."""
+    totals: dict[str, int] = {}
+    for (_, ledger), amount in state.balances.items():
+        totals[ledger] = totals.get(ledger, 0) + amount
+    for ledger, total in sorted(totals.items()):
+        if total != 0:
+            raise RuleViolation(f"the {ledger} accounts sum to {total}, not zero")
+
+
+def require_known_kind(kind: str) -> None:
+    if kind not in _APPLY:
+        raise MalformedEntry(f"entry.kind: unknown kind {kind!r}", field="entry.kind")

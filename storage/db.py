@@ -1,0 +1,87 @@
+"""Engines, configuration and the write transaction that serialises appends to a village.
+
+SQLite runs in WAL mode with ``synchronous=FULL`` (a commit is on disk before it is acknowledged) and
+takes its write lock up front (``BEGIN IMMEDIATE``), so concurrent writers in other processes queue
+instead of failing half way. PostgreSQL appends lock the village's row (``SELECT ... FOR UPDATE``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+ENV_PREFIX = "VILLAGELEDGER_"
+_WRITE = "villageledger_write"
+
+
+def instance_path() -> Path:
+    """Where local state lives (the SQLite file, uploads): ``VILLAGELEDGER_INSTANCE_PATH`` or ./instance."""
+    return Path(os.environ.get(f"{ENV_PREFIX}INSTANCE_PATH", Path.cwd() / "instance")).resolve()
+
+
+def database_url() -> str:
+    """``VILLAGELEDGER_DATABASE_URL`` (any SQLAlchemy URL), else a SQLite file in the instance folder."""
+    url = os.environ.get(f"{ENV_PREFIX}DATABASE_URL")
+    if url:
+        return url
+    folder = instance_path()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'villageledger.sqlite3'}"
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    url = url or database_url()
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from the sqlite3 module so BEGIN is ours (IMMEDIATE for writes).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "busy_timeout=60000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    mode = "IMMEDIATE" if connection.get_execution_options().get(_WRITE) else "DEFERRED"
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session whose transaction holds the database's write lock from its first statement (SQLite);
+    on PostgreSQL the caller locks the village row. Commits on success, rolls back on any error."""
+    with engine.connect() as connection:
+        connection = connection.execution_options(**{_WRITE: True})
+        with Session(bind=connection, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+
+@contextmanager
+def read_session(engine: Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session

@@ -1,0 +1,181 @@
+"""Tables. The log tables (entries, tree_nodes, checkpoints) are append-only, enforced by triggers; the
+derived tables are caches that ``rebuild`` recomputes from the entries; ``household_private`` holds the
+only personal data and may be erased.
+
+These are storage models only: what crosses HTTP is declared by marshmallow schemas in ``api/``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Village(SQLModel, table=True):
+    __tablename__ = "villages"
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, max_length=40)
+    origin: str = Field(max_length=200)
+    created: str = Field(max_length=20)
+
+
+class LogKey(SQLModel, table=True):
+    """A village's checkpoint-signing key. The private key is stored only as encrypted PKCS#8."""
+
+    __tablename__ = "log_keys"
+    id: int | None = Field(default=None, primary_key=True)
+    village_id: int = Field(foreign_key="villages.id", index=True)
+    name: str = Field(max_length=200)
+    public: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    encrypted_pem: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created: str = Field(max_length=20)
+    retired: str | None = Field(default=None, max_length=20)
+
+
+class EntryRow(SQLModel, table=True):
+    """One leaf of a village's log. ``leaf`` is the exact canonical bytes; the other columns are facts
+    read off the entry when it was appended, kept for queries (an auditor recomputes them all)."""
+
+    __tablename__ = "entries"
+    __table_args__ = (
+        UniqueConstraint("village_id", "entry_id", name="uq_entries_entry_id"),
+        UniqueConstraint("village_id", "kind", "ref", name="uq_entries_kind_ref"),
+        Index("ix_entries_household", "village_id", "household", "idx"),
+        Index("ix_entries_kind", "village_id", "kind", "idx"),
+        Index("ix_entries_time", "village_id", "time"),
+    )
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    idx: int = Field(primary_key=True)
+    entry_id: str = Field(max_length=32)
+    kind: str = Field(max_length=32)
+    time: str = Field(max_length=20)
+    author: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    household: str | None = Field(default=None, max_length=64)
+    ledger: str | None = Field(default=None, max_length=16)
+    amount: int | None = None
+    debit: str | None = Field(default=None, max_length=80)
+    credit: str | None = Field(default=None, max_length=80)
+    ref: str | None = Field(default=None, max_length=32)
+
+
+class TreeNode(SQLModel, table=True):
+    """A perfect subtree of the Merkle tree: level 0 are leaf hashes."""
+
+    __tablename__ = "tree_nodes"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    level: int = Field(primary_key=True)
+    idx: int = Field(primary_key=True)
+    hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointRow(SQLModel, table=True):
+    __tablename__ = "checkpoints"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    size: int = Field(primary_key=True)
+    root: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: str
+    created: str = Field(max_length=20)
+
+
+# --- derived tables: caches rebuilt from the entries ------------------------------------------------
+
+
+class VillageState(SQLModel, table=True):
+    """The village as of ``size`` entries: the derived tables below reflect exactly that prefix."""
+
+    __tablename__ = "village_state"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    size: int
+    name: str | None = None
+    name_en: str | None = None
+    township: str | None = None
+    county: str | None = None
+    origin: str | None = None
+    green_card_threshold: int | None = None
+
+
+class MemberRow(SQLModel, table=True):
+    __tablename__ = "members"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    member_id: str = Field(primary_key=True, max_length=64)
+    name: str
+    roles: str  # space-separated, sorted
+    grid: str | None = None
+    household: str | None = None
+    added_at: int
+
+
+class MemberKeyRow(SQLModel, table=True):
+    __tablename__ = "member_keys"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    public: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
+    member_id: str = Field(max_length=64)
+    added_at: int
+    revoked_at: int | None = None
+
+
+class GridRow(SQLModel, table=True):
+    __tablename__ = "grids"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    grid_id: str = Field(primary_key=True, max_length=64)
+    name: str
+    name_en: str | None = None
+    defined_at: int
+
+
+class HouseholdRow(SQLModel, table=True):
+    __tablename__ = "households"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    household_id: str = Field(primary_key=True, max_length=64)
+    grid: str = Field(max_length=64)
+    number: str
+    public: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+    commitment: str = Field(max_length=64)
+    registered_at: int
+    updated_at: int
+
+
+class RuleRow(SQLModel, table=True):
+    __tablename__ = "rules"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    code: str = Field(primary_key=True, max_length=32)
+    version: int
+    title_zh: str
+    title_en: str
+    ledger: str = Field(max_length=16)
+    direction: str = Field(max_length=8)
+    amount: int | None = None
+    min: int | None = None
+    max: int | None = None
+    evidence_required: bool
+    description: str | None = None
+    published_at: int
+    retired_at: int | None = None
+
+
+class BalanceRow(SQLModel, table=True):
+    __tablename__ = "balances"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    account: str = Field(primary_key=True, max_length=80)
+    ledger: str = Field(primary_key=True, max_length=16)
+    amount: int
+
+
+# --- personal data: the only erasable table ---------------------------------------------------------
+
+
+class HouseholdPrivate(SQLModel, table=True):
+    """Personal data of a household (PIPL): names, members, ID numbers, phone, address. Never on the log;
+    the log holds only ``commitment = SHA-256(domain || salt || JCS(data))``. Erasure deletes the row."""
+
+    __tablename__ = "household_private"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    household_id: str = Field(primary_key=True, max_length=64)
+    salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    data: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+
+
+LOG_TABLES = ("entries", "tree_nodes", "checkpoints")
+DERIVED_TABLES = ("village_state", "members", "member_keys", "grids", "households", "rules", "balances")

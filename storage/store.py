@@ -1,0 +1,669 @@
+"""The store: adapts the ledger library to the database. One ``Store`` per process (per app).
+
+Append plan (``Store.append``):
+  (1) check every signature before taking any lock (the expensive part runs in parallel across workers);
+  (2) take the village's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: the village row FOR UPDATE);
+  (3) an entry already in the log with identical bytes is answered with its first result; a different
+      entry reusing an id is a replay;
+  (4) replay the batch onto the village state with ``ledger.state.apply`` (the verifier's code path);
+  (5) fold the leaf hashes into the Merkle tree, insert entries and newly completed tree nodes;
+  (6) update the derived tables for exactly what changed, sign and insert a checkpoint of the new size;
+  (7) commit; only then is the new state cached for the next append in this process.
+Any error rolls the whole batch back: nothing partial is ever written.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select, tuple_
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlmodel import Session, SQLModel
+
+import keys
+from ledger import bundle, merkle
+from ledger.entries import Entry, check_signatures, decode_leaf, household_commitment, utc_now
+from ledger.errors import EntryError, LedgerError, Replay, VerificationError
+from ledger.note import Checkpoint, TlogProof, sign_checkpoint
+from ledger.state import (
+    Changes,
+    Grid,
+    Household,
+    KeyRecord,
+    Member,
+    Movement,
+    Rule,
+    State,
+    Village as VillageInfo,
+    apply,
+)
+from ledger.verify import Report, verify_bundle
+
+from . import models as m
+from .db import is_sqlite, read_session, write_session
+
+
+class StorageError(LedgerError):
+    """A request the store cannot answer (unknown village, index out of range...)."""
+
+
+class NotFound(StorageError):
+    pass
+
+
+@dataclass(frozen=True)
+class Appended:
+    """Where an entry landed: its index and leaf hash, and a signed checkpoint that includes it."""
+
+    entry_id: str
+    index: int
+    leaf_hash: bytes
+    checkpoint: str
+    tree_size: int
+
+
+class DbIndex:
+    """``ledger.state.EntryIndex`` over the entries table (every row is an applied entry)."""
+
+    def __init__(self, session: Session, village_id: int) -> None:
+        self.session, self.village_id = session, village_id
+
+    def _where(self, *conditions: Any) -> Any:
+        return select(m.EntryRow).where(m.EntryRow.village_id == self.village_id, *conditions)
+
+    def contains(self, entry_id: str) -> bool:
+        query = select(m.EntryRow.idx).where(m.EntryRow.village_id == self.village_id, m.EntryRow.entry_id == entry_id)
+        return self.session.execute(query).first() is not None
+
+    def movement(self, entry_id: str) -> Movement | None:
+        row = self.session.execute(
+            self._where(m.EntryRow.entry_id == entry_id, m.EntryRow.debit.is_not(None))  # type: ignore[union-attr]
+        ).scalar_one_or_none()
+        if row is None:
+            return None
+        return Movement(row.entry_id, row.idx, row.kind, row.ledger, row.household, row.debit, row.credit, row.amount)
+
+    def _ref(self, kind: str, ref: str) -> m.EntryRow | None:
+        return self.session.execute(self._where(m.EntryRow.kind == kind, m.EntryRow.ref == ref)).scalar_one_or_none()
+
+    def reversed_by(self, entry_id: str) -> str | None:
+        row = self._ref("points.reverse", entry_id)
+        return row.entry_id if row else None
+
+    def has_receipt(self, receipt_id: str) -> bool:
+        return self._ref("complaint.receipt", receipt_id) is not None
+
+
+def _upsert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    table = model.__table__  # type: ignore[attr-defined]
+    keys_ = [c.name for c in table.primary_key.columns]
+    insert = sqlite_dialect.insert if session.get_bind().dialect.name == "sqlite" else pg_dialect.insert
+    statement = insert(table)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys_, set_={c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys_}
+    )
+    session.execute(statement, rows)
+
+
+class Store:
+    """All of a server's villages in one database."""
+
+    def __init__(self, engine: Engine, *, log_key_passphrase: bytes) -> None:
+        if not log_key_passphrase:
+            raise ValueError("a passphrase for the log keys is required")
+        self.engine = engine
+        self._passphrase = log_key_passphrase
+        self._states: dict[int, State] = {}
+        self._signers: dict[int, tuple[int, str, keys.SigningKey]] = {}
+        self._lock = threading.Lock()
+
+    # --- villages ----------------------------------------------------------------------------------
+
+    def create_village(self, genesis: Entry, *, log_key: keys.SigningKey | None = None) -> Appended:
+        """Create a village from its signed genesis entry, with a new (or the given) log key."""
+        origin = genesis.body.get("origin") if genesis.kind == "village.genesis" else None
+        if origin is None:
+            raise EntryError("a village starts with a village.genesis entry", field="entry.kind")
+        log_key = log_key or keys.SigningKey.generate()
+        with write_session(self.engine) as session:
+            if session.execute(select(m.Village).where(m.Village.slug == genesis.village)).first():
+                raise EntryError(f"village {genesis.village!r} already exists", field="entry.village")
+            village = m.Village(slug=genesis.village, origin=origin, created=utc_now())
+            session.add(village)
+            session.flush()
+            assert village.id is not None
+            session.add(self._log_key_row(village.id, origin, log_key))
+            session.add(m.VillageState(village_id=village.id, size=0))
+            session.flush()
+        return self.append(genesis.village, [genesis])[0]
+
+    def _log_key_row(self, village_id: int, name: str, key: keys.SigningKey) -> m.LogKey:
+        return m.LogKey(
+            village_id=village_id,
+            name=name,
+            public=key.public_bytes,
+            encrypted_pem=key.to_encrypted_pem(self._passphrase),
+            created=utc_now(),
+        )
+
+    def rotate_log_key(self, slug: str, new_key: keys.SigningKey) -> str:
+        """Sign future checkpoints with ``new_key``. Older checkpoints keep their signatures and stay
+        verifiable with the old verifier key, which the bundle keeps listing. Returns the new verifier key."""
+        with write_session(self.engine) as session:
+            village = self._village(session, slug, lock=True)
+            assert village.id is not None
+            for row in session.execute(select(m.LogKey).where(m.LogKey.village_id == village.id)).scalars():
+                row.retired = row.retired or utc_now()
+            session.add(self._log_key_row(village.id, village.origin, new_key))
+        self._signers.pop(village.id, None)
+        return keys.verifier_key(village.origin, new_key.public_bytes)
+
+    def villages(self) -> list[m.Village]:
+        with read_session(self.engine) as session:
+            return list(session.execute(select(m.Village).order_by(m.Village.slug)).scalars())
+
+    def _village(self, session: Session, slug: str, *, lock: bool = False) -> m.Village:
+        query = select(m.Village).where(m.Village.slug == slug)
+        if lock:
+            query = query.with_for_update()
+        village = session.execute(query).scalar_one_or_none()
+        if village is None:
+            raise NotFound(f"no village {slug!r}")
+        return village
+
+    def village_id(self, slug: str) -> int:
+        with read_session(self.engine) as session:
+            village = self._village(session, slug)
+            assert village.id is not None
+            return village.id
+
+    def verifier_keys(self, slug: str) -> list[str]:
+        """Every note verifier key the village's checkpoints were ever signed with, oldest first."""
+        with read_session(self.engine) as session:
+            village = self._village(session, slug)
+            rows = session.execute(select(m.LogKey).where(m.LogKey.village_id == village.id).order_by(m.LogKey.id)).scalars()
+            return [keys.verifier_key(row.name, row.public) for row in rows]
+
+    def _signer(self, session: Session, village_id: int) -> tuple[str, keys.SigningKey]:
+        row = session.execute(
+            select(m.LogKey).where(m.LogKey.village_id == village_id, m.LogKey.retired.is_(None))  # type: ignore[union-attr]
+        ).scalar_one()
+        cached = self._signers.get(village_id)
+        if cached is None or cached[0] != row.id:
+            assert row.id is not None
+            cached = (row.id, row.name, keys.SigningKey.from_encrypted_pem(row.encrypted_pem, self._passphrase))
+            self._signers[village_id] = cached
+        return cached[1], cached[2]
+
+    # --- appending ---------------------------------------------------------------------------------
+
+    def append(self, slug: str, entries: Sequence[Entry]) -> list[Appended]:
+        """Append a batch atomically (all or nothing). Raises an EntryError with ``position`` set to the
+        offending entry's place in the batch."""
+        if not entries:
+            raise EntryError("a batch needs at least one entry", field="entries")
+        # (1)
+        seen: set[str] = set()
+        for position, entry in enumerate(entries):
+            _at(position, check_signatures, entry)
+            if entry.id in seen:
+                raise _positioned(Replay(f"entry {entry.id} appears twice in the batch", field="entry.id"), position)
+            seen.add(entry.id)
+        with write_session(self.engine) as session:
+            # (2)
+            village = self._village(session, slug, lock=True)
+            assert village.id is not None
+            # (3)
+            earlier = self._already_appended(session, village.id, entries)
+            if earlier is not None:
+                return earlier
+            # (4)
+            state = self._state(session, village.id)
+            start = state.size
+            changes = Changes()
+            for position, entry in enumerate(entries):
+                changes.update(_at(position, apply, state, entry))
+            # (5)
+            tree = self._compact_range(session, village.id, start)
+            leaf_hashes = [merkle.hash_leaf(entry.leaf) for entry in entries]
+            nodes: list[dict[str, Any]] = []
+            for leaf_hash in leaf_hashes:
+                nodes.extend(
+                    {"village_id": village.id, "level": node.level, "idx": node.index, "hash": digest}
+                    for node, digest in tree.append(leaf_hash)
+                )
+            session.execute(m.EntryRow.__table__.insert(), [  # type: ignore[attr-defined]
+                _entry_row(village.id, start + i, entry, leaf_hash, state)
+                for i, (entry, leaf_hash) in enumerate(zip(entries, leaf_hashes))
+            ])
+            session.execute(m.TreeNode.__table__.insert(), nodes)  # type: ignore[attr-defined]
+            # (6)
+            for model, rows in derived_rows(village.id, state, changes).items():
+                _upsert(session, model, rows)
+            note = self._sign_checkpoint(session, village.id, village.origin, tree)
+        # (7)
+        state.recent = type(state.recent)()
+        with self._lock:
+            self._states[village.id] = state
+        return [
+            Appended(entry.id, start + i, leaf_hash, note, tree.size)
+            for i, (entry, leaf_hash) in enumerate(zip(entries, leaf_hashes))
+        ]
+
+    def _already_appended(self, session: Session, village_id: int, entries: Sequence[Entry]) -> list[Appended] | None:
+        ids = [entry.id for entry in entries]
+        rows = {
+            row.entry_id: row
+            for row in session.execute(
+                select(m.EntryRow).where(m.EntryRow.village_id == village_id, m.EntryRow.entry_id.in_(ids))  # type: ignore[attr-defined]
+            ).scalars()
+        }
+        if not rows:
+            return None
+        for position, entry in enumerate(entries):
+            row = rows.get(entry.id)
+            if row is None or row.leaf != entry.leaf:
+                reason = "was not in the earlier batch" if row is None else "reuses the id of a different entry"
+                raise _positioned(Replay(f"entry {entry.id} {reason} already in the log", field="entry.id"), position)
+        results = []
+        for entry in entries:
+            row = rows[entry.id]
+            checkpoint = session.execute(
+                select(m.CheckpointRow)
+                .where(m.CheckpointRow.village_id == village_id, m.CheckpointRow.size > row.idx)
+                .order_by(m.CheckpointRow.size)
+                .limit(1)
+            ).scalar_one()
+            results.append(Appended(entry.id, row.idx, row.leaf_hash, checkpoint.note, checkpoint.size))
+        return results
+
+    def _state(self, session: Session, village_id: int) -> State:
+        """The village state at its current size, for this transaction (a private copy)."""
+        size = session.execute(select(m.VillageState.size).where(m.VillageState.village_id == village_id)).scalar_one()
+        with self._lock:
+            cached = self._states.get(village_id)
+        state = cached.copy() if cached is not None and cached.size == size else load_state(session, village_id)
+        state.index = DbIndex(session, village_id)
+        return state
+
+    def _compact_range(self, session: Session, village_id: int, size: int) -> merkle.CompactRange:
+        ids = merkle.range_nodes(0, size)
+        return merkle.CompactRange(size, self._node_hashes(session, village_id, ids))
+
+    def _node_hashes(self, session: Session, village_id: int, ids: Sequence[merkle.NodeID]) -> list[bytes]:
+        if not ids:
+            return []
+        wanted = [(node.level, node.index) for node in ids]
+        rows = session.execute(
+            select(m.TreeNode.level, m.TreeNode.idx, m.TreeNode.hash).where(
+                m.TreeNode.village_id == village_id, tuple_(m.TreeNode.level, m.TreeNode.idx).in_(wanted)
+            )
+        ).all()
+        found = {(level, idx): digest for level, idx, digest in rows}
+        missing = [key for key in wanted if key not in found]
+        if missing:
+            raise StorageError(f"tree node level {missing[0][0]} index {missing[0][1]} is missing")
+        return [found[key] for key in wanted]
+
+    def _sign_checkpoint(self, session: Session, village_id: int, origin: str, tree: merkle.CompactRange) -> str:
+        name, key = self._signer(session, village_id)
+        checkpoint = Checkpoint(origin, tree.size, tree.root())
+        note = sign_checkpoint(checkpoint, [(name, key)])
+        session.add(m.CheckpointRow(village_id=village_id, size=tree.size, root=checkpoint.root_hash, note=note, created=utc_now()))
+        return note
+
+    # --- reading the log ---------------------------------------------------------------------------
+
+    def size(self, slug: str) -> int:
+        with read_session(self.engine) as session:
+            return self._size(session, self._village(session, slug))
+
+    def _size(self, session: Session, village: m.Village) -> int:
+        return int(session.execute(
+            select(func.coalesce(func.max(m.CheckpointRow.size), 0)).where(m.CheckpointRow.village_id == village.id)
+        ).scalar_one())
+
+    def latest_checkpoint(self, slug: str) -> str:
+        with read_session(self.engine) as session:
+            village = self._village(session, slug)
+            row = session.execute(
+                select(m.CheckpointRow).where(m.CheckpointRow.village_id == village.id).order_by(m.CheckpointRow.size.desc()).limit(1)  # type: ignore[attr-defined]
+            ).scalar_one()
+            return row.note
+
+    def leaf(self, slug: str, index: int) -> bytes:
+        with read_session(self.engine) as session:
+            village = self._village(session, slug)
+            leaf = session.execute(
+                select(m.EntryRow.leaf).where(m.EntryRow.village_id == village.id, m.EntryRow.idx == index)
+            ).scalar_one_or_none()
+            if leaf is None:
+                raise NotFound(f"no entry at index {index} in village {slug!r}")
+            return leaf
+
+    def inclusion_proof(self, slug: str, index: int, size: int) -> list[bytes]:
+        """Requires 0 <= index < size <= current size. Reads only the O(log size) nodes of the plan."""
+        with read_session(self.engine) as session:
+            village = self._village(session, slug)
+            self._require_size(session, village, size)
+            if not 0 <= index < size:
+                raise StorageError(f"index {index} is outside a tree of size {size}")
+            plan = merkle.inclusion_plan(index, size)
+            return plan.rehash(self._node_hashes(session, village.id or 0, plan.ids))
+
+    def consistency_proof(self, slug: str, first: int, second: int) -> list[bytes]:
+        """Requires 0 < first <= second <= current size."""
+        with read_session(self.engine) as session:
+            village = self._village(session, slug)
+            self._require_size(session, village, second)
+            if not 0 < first <= second:
+                raise StorageError(f"need 0 < first <= second, got first={first} second={second}")
+            plan = merkle.consistency_plan(first, second)
+            return plan.rehash(self._node_hashes(session, village.id or 0, plan.ids))
+
+    def _require_size(self, session: Session, village: m.Village, size: int) -> None:
+        current = self._size(session, village)
+        if not 0 < size <= current:
+            raise StorageError(f"tree size {size} is outside 1..{current}")
+
+    def tlog_proof(self, slug: str, index: int) -> str:
+        """A C2SP tlog-proof receipt for entry ``index`` against the latest checkpoint: checkable offline."""
+        with read_session(self.engine) as session:
+            village = self._village(session, slug)
+            row = session.execute(
+                select(m.CheckpointRow).where(m.CheckpointRow.village_id == village.id).order_by(m.CheckpointRow.size.desc()).limit(1)  # type: ignore[attr-defined]
+            ).scalar_one()
+            if not 0 <= index < row.size:
+                raise NotFound(f"no entry at index {index} in village {slug!r}")
+            plan = merkle.inclusion_plan(index, row.size)
+            hashes = plan.rehash(self._node_hashes(session, village.id or 0, plan.ids))
+            return TlogProof(index=index, hashes=tuple(hashes), checkpoint=row.note).text()
+
+    def state(self, slug: str) -> State:
+        """A read-only snapshot of the village state (derived tables) for reads."""
+        with read_session(self.engine) as session:
+            village = self._village(session, slug)
+            assert village.id is not None
+            return load_state(session, village.id)
+
+    # --- auditing ----------------------------------------------------------------------------------
+
+    def export(self, slug: str) -> Iterator[bytes]:
+        """The village's bundle as lines, streamed from the database (see ``ledger.bundle``)."""
+        with read_session(self.engine) as session:
+            village = self._village(session, slug)
+            yield bundle.header_line(
+                village=slug, origin=village.origin, log_keys=self.verifier_keys(slug), created=utc_now()
+            )
+            checkpoints = session.execute(
+                select(m.CheckpointRow.size, m.CheckpointRow.note).where(m.CheckpointRow.village_id == village.id).order_by(m.CheckpointRow.size)
+            ).all()
+            pending = iter(checkpoints)
+            upcoming = next(pending, None)
+            attachments: set[str] = set()
+            size = 0
+            rows = session.execute(
+                select(m.EntryRow.idx, m.EntryRow.kind, m.EntryRow.leaf)
+                .where(m.EntryRow.village_id == village.id)
+                .order_by(m.EntryRow.idx)
+                .execution_options(yield_per=2000)
+            )
+            for _, kind, leaf in rows:
+                yield bundle.entry_line(leaf)
+                size += 1
+                if kind in ("affair.publish", "points.award", "points.deduct"):
+                    attachments.update(bundle.attachment_hashes(json.loads(leaf)["entry"]["body"]))
+                while upcoming is not None and upcoming[0] <= size:
+                    yield bundle.checkpoint_line(upcoming[1])
+                    upcoming = next(pending, None)
+            balances = session.execute(
+                select(m.BalanceRow.ledger, m.BalanceRow.account, m.BalanceRow.amount)
+                .where(m.BalanceRow.village_id == village.id)
+                .order_by(m.BalanceRow.ledger, m.BalanceRow.account)
+            ).all()
+            claimed: dict[str, dict[str, int]] = {}
+            for ledger_name, account, amount in balances:
+                claimed.setdefault(ledger_name, {})[account] = amount
+            yield from bundle.footer_lines(balances=claimed, attachments=attachments, size=size)
+
+    def check(self, slug: str, *, workers: int | None = 0) -> Report:
+        """Self-check: re-derive the tree and state from the stored entries, compare every stored leaf
+        hash and tree node, then audit the export against this village's own log keys. Raises
+        VerificationError naming the first bad entry."""
+        self._check_rows(slug)
+        trusted = [keys.parse_verifier_key(v) for v in self.verifier_keys(slug)]
+        return verify_bundle(self.export(slug), trusted, workers=workers)
+
+    def _check_rows(self, slug: str) -> None:
+        with read_session(self.engine) as session:
+            village = self._village(session, slug)
+            leaves = session.execute(
+                select(m.EntryRow.idx, m.EntryRow.kind, m.EntryRow.leaf, m.EntryRow.leaf_hash, m.TreeNode.hash)
+                .join(m.TreeNode, (m.TreeNode.village_id == m.EntryRow.village_id) & (m.TreeNode.level == 0) & (m.TreeNode.idx == m.EntryRow.idx), isouter=True)
+                .where(m.EntryRow.village_id == village.id)
+                .order_by(m.EntryRow.idx)
+                .execution_options(yield_per=2000)
+            )
+            expected = 0
+            for idx, kind, leaf, leaf_hash, node_hash in leaves:
+                if idx != expected:
+                    raise VerificationError(f"entry {expected} is missing (the next stored entry is {idx})", index=expected)
+                recomputed = merkle.hash_leaf(leaf)
+                if recomputed != leaf_hash or recomputed != node_hash:
+                    raise VerificationError(
+                        f"entry {idx} ({kind}): stored bytes do not match the leaf hash recorded in the tree", index=idx, kind=kind
+                    )
+                expected += 1
+
+    def rebuild(self, slug: str) -> None:
+        """Recompute every derived table of the village from its entries (replacing what is there)."""
+        with write_session(self.engine) as session:
+            village = self._village(session, slug, lock=True)
+            assert village.id is not None
+            state = State()
+            leaves = session.execute(
+                select(m.EntryRow.leaf).where(m.EntryRow.village_id == village.id).order_by(m.EntryRow.idx).execution_options(yield_per=2000)
+            ).scalars()
+            for leaf in leaves:
+                apply(state, decode_leaf(leaf))
+            for name in reversed(m.DERIVED_TABLES):
+                model = _DERIVED_MODELS[name]
+                session.execute(delete(model).where(model.village_id == village.id))  # type: ignore[attr-defined]
+            for model, rows in derived_rows(village.id, state, None).items():
+                if rows:
+                    session.execute(model.__table__.insert(), rows)  # type: ignore[attr-defined]
+        with self._lock:
+            self._states.pop(village.id, None)
+
+    def derived_dump(self, slug: str) -> dict[str, list[tuple[Any, ...]]]:
+        """Every derived row of the village, in key order: what ``rebuild`` must reproduce exactly."""
+        with read_session(self.engine) as session:
+            village = self._village(session, slug)
+            dump = {}
+            for name in m.DERIVED_TABLES:
+                model = _DERIVED_MODELS[name]
+                table = model.__table__  # type: ignore[attr-defined]
+                order = [c for c in table.primary_key.columns]
+                rows = session.execute(select(table).where(table.c.village_id == village.id).order_by(*order)).all()
+                dump[name] = [tuple(row) for row in rows]
+            return dump
+
+    # --- personal data (PIPL) ----------------------------------------------------------------------
+
+    def put_private(self, slug: str, household: str, data: Mapping[str, Any]) -> str:
+        """Store a household's personal data with a fresh salt; returns the commitment to put on the log."""
+        salt = secrets.token_bytes(16)
+        commitment = household_commitment(salt, data)
+        with write_session(self.engine) as session:
+            village = self._village(session, slug)
+            _upsert(session, m.HouseholdPrivate, [{"village_id": village.id, "household_id": household, "salt": salt, "data": dict(data)}])
+        return commitment
+
+    def private(self, slug: str, household: str) -> tuple[bytes, dict[str, Any]] | None:
+        with read_session(self.engine) as session:
+            village = self._village(session, slug)
+            row = session.get(m.HouseholdPrivate, (village.id, household))
+            return (row.salt, dict(row.data)) if row else None
+
+    def erase_private(self, slug: str, household: str) -> bool:
+        """Erase a household's personal data. The log keeps only the (now unopenable) commitment."""
+        with write_session(self.engine) as session:
+            village = self._village(session, slug)
+            result = session.execute(
+                delete(m.HouseholdPrivate).where(
+                    m.HouseholdPrivate.village_id == village.id, m.HouseholdPrivate.household_id == household  # type: ignore[arg-type]
+                )
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+_DERIVED_MODELS: dict[str, Any] = {
+    "village_state": m.VillageState,
+    "members": m.MemberRow,
+    "member_keys": m.MemberKeyRow,
+    "grids": m.GridRow,
+    "households": m.HouseholdRow,
+    "rules": m.RuleRow,
+    "balances": m.BalanceRow,
+}
+
+
+def _positioned(error: EntryError, position: int) -> EntryError:
+    error.position = position  # type: ignore[attr-defined]
+    return error
+
+
+def _at(position: int, function: Any, *args: Any) -> Any:
+    try:
+        return function(*args)
+    except EntryError as exc:
+        raise _positioned(exc, position)
+
+
+def _entry_row(village_id: int, index: int, entry: Entry, leaf_hash: bytes, state: State) -> dict[str, Any]:
+    movement = state.recent.movements.get(entry.id)
+    body = entry.body
+    ref = body.get("entry") if entry.kind == "points.reverse" else body.get("receipt")
+    return {
+        "village_id": village_id,
+        "idx": index,
+        "entry_id": entry.id,
+        "kind": entry.kind,
+        "time": entry.time,
+        "author": entry.author,
+        "leaf": entry.leaf,
+        "leaf_hash": leaf_hash,
+        "household": movement.household if movement else body.get("household"),
+        "ledger": movement.ledger if movement else None,
+        "amount": movement.amount if movement else None,
+        "debit": movement.debit if movement else None,
+        "credit": movement.credit if movement else None,
+        "ref": ref,
+    }
+
+
+def derived_rows(village_id: int, state: State, changes: Changes | None) -> dict[Any, list[dict[str, Any]]]:
+    """Rows of every derived table for the touched keys (all keys when ``changes`` is None)."""
+
+    def pick(table: str, source: Mapping[Any, Any]) -> list[Any]:
+        wanted = source.keys() if changes is None else getattr(changes, table) & source.keys()
+        return [source[key] for key in sorted(wanted)]
+
+    village: VillageInfo | None = state.village
+    rows: dict[Any, list[dict[str, Any]]] = {
+        m.VillageState: [{
+            "village_id": village_id,
+            "size": state.size,
+            "name": village.name if village else None,
+            "name_en": village.name_en if village else None,
+            "township": village.township if village else None,
+            "county": village.county if village else None,
+            "origin": village.origin if village else None,
+            "green_card_threshold": village.green_card_threshold if village else None,
+        }],
+        m.MemberRow: [_member_row(village_id, member) for member in pick("members", state.members)],
+        m.MemberKeyRow: [_key_row(village_id, key) for key in pick("keys", state.keys)],
+        m.GridRow: [
+            {"village_id": village_id, "grid_id": g.id, "name": g.name, "name_en": g.name_en, "defined_at": g.defined_at}
+            for g in pick("grids", state.grids)
+        ],
+        m.HouseholdRow: [_household_row(village_id, h) for h in pick("households", state.households)],
+        m.RuleRow: [_rule_row(village_id, r) for r in pick("rules", state.rules)],
+        m.BalanceRow: [
+            {"village_id": village_id, "account": account, "ledger": ledger, "amount": state.balances[(account, ledger)]}
+            for account, ledger in (sorted(state.balances) if changes is None else sorted(changes.balances & state.balances.keys()))
+        ],
+    }
+    return rows
+
+
+def _member_row(village_id: int, member: Member) -> dict[str, Any]:
+    return {
+        "village_id": village_id, "member_id": member.id, "name": member.name, "roles": " ".join(sorted(member.roles)),
+        "grid": member.grid, "household": member.household, "added_at": member.added_at,
+    }
+
+
+def _key_row(village_id: int, key: KeyRecord) -> dict[str, Any]:
+    return {"village_id": village_id, "public": key.public, "member_id": key.member, "added_at": key.added_at, "revoked_at": key.revoked_at}
+
+
+def _household_row(village_id: int, h: Household) -> dict[str, Any]:
+    return {
+        "village_id": village_id, "household_id": h.id, "grid": h.grid, "number": h.number, "public": dict(h.public),
+        "commitment": h.commitment, "registered_at": h.registered_at, "updated_at": h.updated_at,
+    }
+
+
+def _rule_row(village_id: int, r: Rule) -> dict[str, Any]:
+    return {
+        "village_id": village_id, "code": r.code, "version": r.version, "title_zh": r.title_zh, "title_en": r.title_en,
+        "ledger": r.ledger, "direction": r.direction, "amount": r.amount, "min": r.min, "max": r.max,
+        "evidence_required": r.evidence_required, "description": r.description, "published_at": r.published_at,
+        "retired_at": r.retired_at,
+    }
+
+
+def load_state(session: Session, village_id: int) -> State:
+    """The village state from the derived tables (no replay)."""
+    row = session.get(m.VillageState, village_id)
+    if row is None:
+        raise NotFound(f"village {village_id} has no state")
+    state = State(index=DbIndex(session, village_id), size=row.size)
+    if row.name is not None:
+        assert row.township and row.county and row.origin and row.green_card_threshold is not None
+        state.village = VillageInfo(
+            slug=session.get(m.Village, village_id).slug,  # type: ignore[union-attr]
+            name=row.name, name_en=row.name_en, township=row.township, county=row.county,
+            origin=row.origin, green_card_threshold=row.green_card_threshold,
+        )
+    where = {"village_id": village_id}
+    for r in session.execute(select(m.MemberRow).filter_by(**where)).scalars():
+        roles = frozenset(r.roles.split()) if r.roles else frozenset()
+        state.members[r.member_id] = Member(r.member_id, r.name, roles, r.grid, r.household, r.added_at)
+    for k in session.execute(select(m.MemberKeyRow).filter_by(**where)).scalars():
+        state.keys[k.public] = KeyRecord(k.public, k.member_id, k.added_at, k.revoked_at)
+    for g in session.execute(select(m.GridRow).filter_by(**where)).scalars():
+        state.grids[g.grid_id] = Grid(g.grid_id, g.name, g.name_en, g.defined_at)
+    for h in session.execute(select(m.HouseholdRow).filter_by(**where)).scalars():
+        state.households[h.household_id] = Household(
+            h.household_id, h.grid, h.number, dict(h.public), h.commitment, h.registered_at, h.updated_at
+        )
+    for r in session.execute(select(m.RuleRow).filter_by(**where)).scalars():
+        state.rules[r.code] = Rule(
+            r.code, r.version, r.title_zh, r.title_en, r.ledger, r.direction, r.amount, r.min, r.max,
+            r.evidence_required, r.description, r.published_at, r.retired_at,
+        )
+    for b in session.execute(select(m.BalanceRow).filter_by(**where)).scalars():
+        state.balances[(b.account, b.ledger)] = b.amount
+    return state
+
+
