@@ -8,6 +8,7 @@ instead of failing half way. PostgreSQL appends lock the village's row (``SELECT
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,3 +86,18 @@ def write_session(engine: Engine) -> Iterator[Session]:
 def read_session(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+def log_key_passphrase() -> bytes:
+    """``VILLAGELEDGER_LOG_KEY_PASSPHRASE``; for development, a random one kept (mode 0600) in the
+    instance folder. Log private keys are stored only encrypted under it."""
+    value = os.environ.get(f"{ENV_PREFIX}LOG_KEY_PASSPHRASE")
+    if value:
+        return value.encode()
+    path = instance_path() / "log-key-passphrase"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return path.read_text().strip().encode()

@@ -1,0 +1,183 @@
+"""``villageledger``: the command line for operators and auditors.
+
+The auditor's commands (``verify``, ``keygen``) import nothing of the database layer or Flask, so the base
+install (``pip install villageledger``, no server extras) is enough to audit. Server commands import
+storage inside their bodies.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+import keys
+from ledger.canonical import b64encode
+from ledger.errors import LedgerError, VerificationError
+
+if TYPE_CHECKING:
+    from storage import Store
+
+
+def _store() -> Store:
+    from storage import Store, make_engine
+    from storage.db import log_key_passphrase
+
+    return Store(make_engine(), log_key_passphrase=log_key_passphrase())
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def main() -> None:
+    """villageledger: a signed, append-only, verifiable ledger of village points and public affairs."""
+
+
+# --- auditing (base install only) -----------------------------------------------------------------
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--log-key", "log_keys", multiple=True, required=True,
+              help="The village's note verifier key (name+hash+key), obtained out of band. Repeat for rotated keys.")
+@click.option("--checkpoint", "known", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A signed checkpoint you kept earlier; the bundle must be consistent with it.")
+@click.option("--workers", type=int, default=None, help="Processes checking signatures (default: every core).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def verify(bundle: Path, log_keys: tuple[str, ...], known: tuple[Path, ...], workers: int | None, quiet: bool) -> None:
+    """Verify an export BUNDLE trusting nothing but the given log keys.
+
+    Checks every signature and authorisation, recomputes the Merkle root at every signed checkpoint,
+    and recomputes every balance. Exits non-zero naming the first bad entry.
+    """
+    from tqdm import tqdm
+
+    from ledger.note import open_checkpoint
+    from ledger.verify import verify_bundle
+
+    try:
+        trusted = [keys.parse_verifier_key(k) for k in log_keys]
+        kept = [open_checkpoint(path.read_text(encoding="utf-8"), trusted) for path in known]
+    except LedgerError as exc:
+        _fail(str(exc))
+        return
+    with bundle.open("rb") as lines, tqdm(unit=" entries", disable=quiet, file=sys.stderr) as bar:
+        try:
+            report = verify_bundle(lines, trusted, known=kept, workers=workers, progress=bar.update)
+        except VerificationError as exc:
+            bar.close()
+            where = f"entry {exc.index}" if exc.index is not None else "bundle"
+            _fail(f"{where}{f' ({exc.kind})' if exc.kind else ''}: {exc}")
+            return
+    click.echo(f"ok: {report.summary()}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--passphrase", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="Encrypts the private key file (PKCS#8).")
+def keygen(path: Path, passphrase: str) -> None:
+    """Generate a member's Ed25519 key; write it encrypted (mode 0600) to PATH and print the public key."""
+    key = keys.SigningKey.generate()
+    try:
+        keys.save_private_key(key, path, passphrase.encode())
+    except (LedgerError, OSError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(b64encode(key.public_bytes))
+
+
+# --- operating a server ---------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands (run by the deploy step, never by the app)."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every Alembic migration to VILLAGELEDGER_DATABASE_URL."""
+    from storage import make_engine
+    from storage.migrate import upgrade
+
+    upgrade(make_engine())
+    click.echo("database is at the latest schema")
+
+
+@main.command()
+@click.option("--households", default=200, show_default=True)
+@click.option("--events", default=3000, show_default=True, help="Points entries to generate.")
+def demo(households: int, events: int) -> None:
+    """Create the demo village (slug demo), if it does not exist yet. Migrates the database first."""
+    from storage import make_engine
+    from storage.db import instance_path
+    from storage.demo import DEMO_PASSPHRASE, build_demo
+    from storage.migrate import upgrade
+
+    upgrade(make_engine())
+    store = _store()
+    folder = instance_path() / "demo-keys"
+    created = build_demo(store, folder, households=households, events=events)
+    size = store.size("demo")
+    state = "created" if created else "already exists"
+    click.echo(f"demo village {state}: {size} entries; member keys in {folder} (passphrase: {DEMO_PASSPHRASE.decode()})")
+    click.echo(f"log key: {store.verifier_keys('demo')[-1]}")
+
+
+@main.command("log-key")
+@click.argument("village")
+def log_key(village: str) -> None:
+    """Print the village's note verifier keys (one a line, current last)."""
+    for key in _guard(lambda: _store().verifier_keys(village)):
+        click.echo(key)
+
+
+@main.command()
+@click.argument("village")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def export(village: str, output: Path) -> None:
+    """Write the village's self-contained audit bundle to OUTPUT (streamed)."""
+    store = _store()
+    count = 0
+    with output.open("wb") as handle:
+        for line in _guard(lambda: store.export(village)):
+            handle.write(line)
+            count += 1
+    click.echo(f"wrote {output} ({count} lines)")
+
+
+@main.command()
+@click.argument("village")
+def check(village: str) -> None:
+    """Self-check: re-derive the tree and balances from the stored entries and compare."""
+    report = _guard(lambda: _store().check(village))
+    click.echo(f"ok: {report.summary()}")
+
+
+@main.command()
+@click.argument("village")
+def rebuild(village: str) -> None:
+    """Recompute the derived tables (households, balances, members...) from the entries."""
+    _guard(lambda: _store().rebuild(village))
+    click.echo(f"derived tables of {village} rebuilt")
+
+
+@main.command()
+@click.argument("village")
+@click.argument("household")
+def erase(village: str, household: str) -> None:
+    """Erase a household's personal data (PIPL). Signatures, proofs and balances stay verifiable."""
+    erased = _guard(lambda: _store().erase_private(village, household))
+    click.echo("erased" if erased else "nothing to erase")
+
+
+def _guard(action: Any) -> Any:
+    try:
+        return action()
+    except LedgerError as exc:
+        _fail(str(exc))

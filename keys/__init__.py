@@ -1,0 +1,36 @@
+"""Keys: Ed25519 signing keys, encrypted key files, signature verification, and signed-note key names.
+
+This package is the only place outside ``cryptography`` itself that imports ``cryptography.hazmat``;
+everything else signs with ``SigningKey.sign`` and checks with ``verify_signature`` or
+``NoteVerifier.verify``, which raise ``ledger.errors.SignatureError`` and never return a bool.
+"""
+
+from __future__ import annotations
+
+from ._ed25519 import (
+    KeyFileError,
+    SigningKey,
+    load_private_key,
+    save_private_key,
+    verify_signature,
+)
+from ._note_keys import (
+    NoteVerifier,
+    key_name_problem,
+    note_key_hash,
+    parse_verifier_key,
+    verifier_key,
+)
+
+__all__ = [
+    "KeyFileError",
+    "NoteVerifier",
+    "SigningKey",
+    "key_name_problem",
+    "load_private_key",
+    "note_key_hash",
+    "parse_verifier_key",
+    "save_private_key",
+    "verifier_key",
+    "verify_signature",
+]

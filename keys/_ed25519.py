@@ -1,0 +1,177 @@
+"""Ed25519 signing keys, the one place in the project that touches ``cryptography.hazmat``.
+
+Invariants:
+- A ``SigningKey`` always wraps an Ed25519 private key; its raw private bytes never leave this module
+  except PKCS#8-encrypted under a non-empty passphrase.
+- Key files are created with mode 0600 from the first byte written (never chmod-ed afterwards), and an
+  existing file is replaced only when the caller asks, atomically.
+- Verification raises ``SignatureError`` or returns ``None``; it never returns a bool.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import NoReturn
+
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from ledger.errors import LedgerError, SignatureError
+
+PUBLIC_KEY_SIZE = 32  # RFC 8032 section 5.1.5: an Ed25519 public key is 32 bytes.
+SIGNATURE_SIZE = 64  # RFC 8032 section 5.1.6: an Ed25519 signature is 64 bytes.
+KEY_FILE_MODE = 0o600
+
+
+class KeyFileError(LedgerError):
+    """A private key file (or PEM text) that cannot be read, decrypted, or is not an Ed25519 key."""
+
+
+class SigningKey:
+    """An Ed25519 private key, opaque: it signs, it tells its public key, it serialises only encrypted.
+
+    Build one with ``generate()``, ``from_encrypted_pem(...)`` or ``load_private_key(...)``.
+    """
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        if not isinstance(key, Ed25519PrivateKey):
+            raise TypeError("SigningKey wraps an Ed25519 private key; use SigningKey.generate()")
+        self._key = key
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        """A fresh key from the operating system's CSPRNG."""
+        return cls(Ed25519PrivateKey.generate())
+
+    @property
+    def public_bytes(self) -> bytes:
+        """The 32 raw bytes of the public key (RFC 8032 encoding)."""
+        return self._key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+    def sign(self, message: bytes) -> bytes:
+        """The 64-byte Ed25519 signature of ``message`` (deterministic, RFC 8032)."""
+        return self._key.sign(message)
+
+    def to_encrypted_pem(self, passphrase: bytes) -> bytes:
+        """PKCS#8 PEM (``ENCRYPTED PRIVATE KEY``) under the best encryption pyca offers.
+
+        Requires a non-empty ``passphrase``; an empty one raises ValueError, because an unencrypted
+        private key must never be written.
+        """
+        _require_passphrase(passphrase)
+        return self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(passphrase),
+        )
+
+    @classmethod
+    def from_encrypted_pem(cls, pem: bytes, passphrase: bytes) -> SigningKey:
+        """The key in encrypted PKCS#8 ``pem``.
+
+        Raises KeyFileError when the passphrase is wrong (or empty), the PEM is unencrypted or malformed,
+        or the key is not Ed25519.
+        """
+        if not passphrase:
+            raise KeyFileError("cannot decrypt private key: the passphrase is empty")
+        try:
+            key = serialization.load_pem_private_key(pem, password=passphrase)
+        except TypeError as exc:  # pyca: "Password was given but private key is not encrypted."
+            raise KeyFileError("private key is not encrypted; refusing to use a plaintext key") from exc
+        except ValueError as exc:
+            if "password" in str(exc).lower():
+                raise KeyFileError("cannot decrypt private key: wrong passphrase") from exc
+            raise KeyFileError(f"private key PEM is malformed: {exc}") from exc
+        except UnsupportedAlgorithm as exc:
+            raise KeyFileError(f"private key uses an unsupported algorithm: {exc}") from exc
+        if not isinstance(key, Ed25519PrivateKey):
+            raise KeyFileError(f"private key is {type(key).__name__}, expected an Ed25519 key")
+        return cls(key)
+
+    def __repr__(self) -> str:
+        return f"SigningKey(public={self.public_bytes.hex()})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("SigningKey cannot be pickled; use to_encrypted_pem()")
+
+
+def _require_passphrase(passphrase: bytes) -> None:
+    if not isinstance(passphrase, bytes):
+        raise TypeError("passphrase must be bytes")
+    if not passphrase:
+        raise ValueError("refusing to encrypt a private key under an empty passphrase")
+
+
+def save_private_key(
+    key: SigningKey, path: str | os.PathLike[str], passphrase: bytes, *, overwrite: bool = False
+) -> None:
+    """Write ``key`` to ``path`` as encrypted PKCS#8 PEM, in a file that is mode 0600 from its creation.
+
+    Requires a non-empty ``passphrase`` (ValueError otherwise). Refuses an existing ``path`` with
+    KeyFileError unless ``overwrite`` is true; then the old file is replaced atomically (a new 0600 file
+    is written beside it and renamed over it, so the old file's mode is not inherited).
+    """
+    pem = key.to_encrypted_pem(passphrase)
+    target = Path(path)
+    if not overwrite:
+        try:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, KEY_FILE_MODE)
+        except FileExistsError as exc:
+            raise KeyFileError(f"{target} already exists; pass overwrite=True to replace it") from exc
+        _write_all_or_remove(fd, pem, target)
+        return
+    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    temp = Path(temp_name)  # mkstemp creates the file with mode 0600 (O_EXCL), as we need.
+    _write_all_or_remove(fd, pem, temp)
+    try:
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _write_all_or_remove(fd: int, data: bytes, path: Path) -> None:
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def load_private_key(path: str | os.PathLike[str], passphrase: bytes) -> SigningKey:
+    """The key saved at ``path`` by ``save_private_key``. Raises KeyFileError naming the file when it
+    cannot be read or decrypted, or holds anything but an encrypted Ed25519 key."""
+    target = Path(path)
+    try:
+        pem = target.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read private key file {target}: {exc.strerror}") from exc
+    try:
+        return SigningKey.from_encrypted_pem(pem, passphrase)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{target}: {exc}") from exc
+
+
+def verify_signature(public: bytes, signature: bytes, message: bytes) -> None:
+    """Return None if ``signature`` is a valid Ed25519 signature of ``message`` under ``public``.
+
+    Raises SignatureError when it is not, or when ``public`` is not 32 bytes or ``signature`` not 64.
+    """
+    if len(public) != PUBLIC_KEY_SIZE:
+        raise SignatureError(f"public key is {len(public)} bytes, expected {PUBLIC_KEY_SIZE}")
+    if len(signature) != SIGNATURE_SIZE:
+        raise SignatureError(f"signature is {len(signature)} bytes, expected {SIGNATURE_SIZE}")
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
+    except InvalidSignature as exc:
+        raise SignatureError("Ed25519 signature does not verify under the given public key") from exc
+    except ValueError as exc:  # a public key that does not decode to a curve point
+        raise SignatureError(f"public key is not a valid Ed25519 key: {exc}") from exc
