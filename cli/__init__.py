@@ -91,6 +91,56 @@ def keygen(path: Path, passphrase: str) -> None:
     click.echo(b64encode(key.public_bytes))
 
 
+@main.command()
+@click.argument("village")
+@click.argument("kind")
+@click.argument("body")
+@click.option("--key", "key_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Your encrypted member key file.")
+@click.option("--cosigner-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A second committee member's key file, for points touching the author's own household.")
+@click.option("--server", default="http://127.0.0.1:5000", show_default=True, help="Base URL of the API.")
+@click.option("--log-key", "log_keys", multiple=True, help="Trusted log verifier key(s); default: trust the server's.")
+@click.option("--receipt", type=click.Path(dir_okay=False, path_type=Path), help="Write the offline receipt here.")
+def post(village: str, kind: str, body: str, key_file: Path, cosigner_key: Path | None, server: str,
+         log_keys: tuple[str, ...], receipt: Path | None) -> None:
+    """Sign an entry of KIND with BODY (JSON, or @file) locally and post it to VILLAGE.
+
+    Passphrases come from VILLAGELEDGER_KEY_PASSPHRASE (and VILLAGELEDGER_COSIGNER_PASSPHRASE) or a prompt.
+    The answer is checked (signed checkpoint, inclusion proof) before the receipt is printed.
+    """
+    import os
+
+    from ledger.canonical import parse_json
+    from ledger.entries import make_unsigned, sign_entry
+
+    from .client import LedgerClient
+
+    def load(path: Path, variable: str, who: str) -> keys.SigningKey:
+        passphrase = os.environ.get(variable) or click.prompt(f"passphrase for {who} key {path}", hide_input=True)
+        return keys.load_private_key(path, passphrase.encode())
+
+    try:
+        text = Path(body[1:]).read_text(encoding="utf-8") if body.startswith("@") else body
+        author = load(key_file, "VILLAGELEDGER_KEY_PASSPHRASE", "your")
+        cosigner = load(cosigner_key, "VILLAGELEDGER_COSIGNER_PASSPHRASE", "the cosigner's") if cosigner_key else None
+        unsigned = make_unsigned(kind=kind, village=village, body=parse_json(text), author=author.public_bytes,
+                                 cosigner=cosigner.public_bytes if cosigner else None)
+        entry = sign_entry(unsigned, author, cosigner)
+        client = LedgerClient(server, log_keys=log_keys)
+        if not log_keys:
+            trusted = client.trust_server_keys(village)
+            click.echo(f"note: trusting the server's log key {trusted[-1]} (pass --log-key to pin it)", err=True)
+        (result,) = client.post(village, [entry])
+    except (LedgerError, OSError) as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"appended {entry.kind} {entry.id} at index {result.index}; checkpoint size {result.checkpoint.size} verified")
+    if receipt is not None:
+        receipt.write_text(result.proof.text(), encoding="utf-8")
+        click.echo(f"receipt written to {receipt}")
+
+
 # --- operating a server ---------------------------------------------------------------------------
 
 

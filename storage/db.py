@@ -88,16 +88,24 @@ def read_session(engine: Engine) -> Iterator[Session]:
         yield session
 
 
-def log_key_passphrase() -> bytes:
-    """``VILLAGELEDGER_LOG_KEY_PASSPHRASE``; for development, a random one kept (mode 0600) in the
-    instance folder. Log private keys are stored only encrypted under it."""
-    value = os.environ.get(f"{ENV_PREFIX}LOG_KEY_PASSPHRASE")
+def instance_secret(name: str) -> str:
+    """``VILLAGELEDGER_<NAME>`` if set; for development, a random value kept (mode 0600) in the instance
+    folder, so every process of one installation agrees on it."""
+    value = os.environ.get(f"{ENV_PREFIX}{name.upper().replace('-', '_')}")
     if value:
-        return value.encode()
-    path = instance_path() / "log-key-passphrase"
+        return value
+    path = instance_path() / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_urlsafe(32))
-    return path.read_text().strip().encode()
+    return path.read_text().strip()
+
+
+def log_key_passphrase() -> bytes:
+    """The passphrase that encrypts the villages' log keys (``VILLAGELEDGER_LOG_KEY_PASSPHRASE``)."""
+    return instance_secret("log-key-passphrase").encode()

@@ -158,7 +158,7 @@ class Store:
         """Sign future checkpoints with ``new_key``. Older checkpoints keep their signatures and stay
         verifiable with the old verifier key, which the bundle keeps listing. Returns the new verifier key."""
         with write_session(self.engine) as session:
-            village = self._village(session, slug, lock=True)
+            village = self.village_row(session, slug, lock=True)
             assert village.id is not None
             for row in session.execute(select(m.LogKey).where(m.LogKey.village_id == village.id)).scalars():
                 row.retired = row.retired or utc_now()
@@ -170,7 +170,7 @@ class Store:
         with read_session(self.engine) as session:
             return list(session.execute(select(m.Village).order_by(m.Village.slug)).scalars())
 
-    def _village(self, session: Session, slug: str, *, lock: bool = False) -> m.Village:
+    def village_row(self, session: Session, slug: str, *, lock: bool = False) -> m.Village:
         query = select(m.Village).where(m.Village.slug == slug)
         if lock:
             query = query.with_for_update()
@@ -181,14 +181,14 @@ class Store:
 
     def village_id(self, slug: str) -> int:
         with read_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             assert village.id is not None
             return village.id
 
     def verifier_keys(self, slug: str) -> list[str]:
         """Every note verifier key the village's checkpoints were ever signed with, oldest first."""
         with read_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             rows = session.execute(select(m.LogKey).where(m.LogKey.village_id == village.id).order_by(m.LogKey.id)).scalars()
             return [keys.verifier_key(row.name, row.public) for row in rows]
 
@@ -219,7 +219,7 @@ class Store:
             seen.add(entry.id)
         with write_session(self.engine) as session:
             # (2)
-            village = self._village(session, slug, lock=True)
+            village = self.village_row(session, slug, lock=True)
             assert village.id is not None
             # (3)
             earlier = self._already_appended(session, village.id, entries)
@@ -324,7 +324,7 @@ class Store:
 
     def size(self, slug: str) -> int:
         with read_session(self.engine) as session:
-            return self._size(session, self._village(session, slug))
+            return self._size(session, self.village_row(session, slug))
 
     def _size(self, session: Session, village: m.Village) -> int:
         return int(session.execute(
@@ -333,7 +333,7 @@ class Store:
 
     def latest_checkpoint(self, slug: str) -> str:
         with read_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             row = session.execute(
                 select(m.CheckpointRow).where(m.CheckpointRow.village_id == village.id).order_by(m.CheckpointRow.size.desc()).limit(1)  # type: ignore[attr-defined]
             ).scalar_one()
@@ -341,7 +341,7 @@ class Store:
 
     def leaf(self, slug: str, index: int) -> bytes:
         with read_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             leaf = session.execute(
                 select(m.EntryRow.leaf).where(m.EntryRow.village_id == village.id, m.EntryRow.idx == index)
             ).scalar_one_or_none()
@@ -351,18 +351,28 @@ class Store:
 
     def inclusion_proof(self, slug: str, index: int, size: int) -> list[bytes]:
         """Requires 0 <= index < size <= current size. Reads only the O(log size) nodes of the plan."""
+        return self.inclusion_proofs(slug, [index], size)[0]
+
+    def inclusion_proofs(self, slug: str, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """Proofs for many leaves of one tree size, reading the union of their plans' nodes once."""
         with read_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             self._require_size(session, village, size)
-            if not 0 <= index < size:
-                raise StorageError(f"index {index} is outside a tree of size {size}")
-            plan = merkle.inclusion_plan(index, size)
-            return plan.rehash(self._node_hashes(session, village.id or 0, plan.ids))
+            for index in indexes:
+                if not 0 <= index < size:
+                    raise StorageError(f"index {index} is outside a tree of size {size}")
+            plans = [merkle.inclusion_plan(index, size) for index in indexes]
+            wanted = sorted({node for plan in plans for node in plan.ids})
+            found: dict[merkle.NodeID, bytes] = {}
+            for start in range(0, len(wanted), 400):
+                chunk = wanted[start : start + 400]
+                found.update(zip(chunk, self._node_hashes(session, village.id or 0, chunk)))
+            return [plan.rehash([found[node] for node in plan.ids]) for plan in plans]
 
     def consistency_proof(self, slug: str, first: int, second: int) -> list[bytes]:
         """Requires 0 < first <= second <= current size."""
         with read_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             self._require_size(session, village, second)
             if not 0 < first <= second:
                 raise StorageError(f"need 0 < first <= second, got first={first} second={second}")
@@ -377,7 +387,7 @@ class Store:
     def tlog_proof(self, slug: str, index: int) -> str:
         """A C2SP tlog-proof receipt for entry ``index`` against the latest checkpoint: checkable offline."""
         with read_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             row = session.execute(
                 select(m.CheckpointRow).where(m.CheckpointRow.village_id == village.id).order_by(m.CheckpointRow.size.desc()).limit(1)  # type: ignore[attr-defined]
             ).scalar_one()
@@ -390,7 +400,7 @@ class Store:
     def state(self, slug: str) -> State:
         """A read-only snapshot of the village state (derived tables) for reads."""
         with read_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             assert village.id is not None
             return load_state(session, village.id)
 
@@ -399,7 +409,7 @@ class Store:
     def export(self, slug: str) -> Iterator[bytes]:
         """The village's bundle as lines, streamed from the database (see ``ledger.bundle``)."""
         with read_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             yield bundle.header_line(
                 village=slug, origin=village.origin, log_keys=self.verifier_keys(slug), created=utc_now()
             )
@@ -444,7 +454,7 @@ class Store:
 
     def _check_rows(self, slug: str) -> None:
         with read_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             leaves = session.execute(
                 select(m.EntryRow.idx, m.EntryRow.kind, m.EntryRow.leaf, m.EntryRow.leaf_hash, m.TreeNode.hash)
                 .join(m.TreeNode, (m.TreeNode.village_id == m.EntryRow.village_id) & (m.TreeNode.level == 0) & (m.TreeNode.idx == m.EntryRow.idx), isouter=True)
@@ -466,7 +476,7 @@ class Store:
     def rebuild(self, slug: str) -> None:
         """Recompute every derived table of the village from its entries (replacing what is there)."""
         with write_session(self.engine) as session:
-            village = self._village(session, slug, lock=True)
+            village = self.village_row(session, slug, lock=True)
             assert village.id is not None
             state = State()
             leaves = session.execute(
@@ -486,7 +496,7 @@ class Store:
     def derived_dump(self, slug: str) -> dict[str, list[tuple[Any, ...]]]:
         """Every derived row of the village, in key order: what ``rebuild`` must reproduce exactly."""
         with read_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             dump = {}
             for name in m.DERIVED_TABLES:
                 model = _DERIVED_MODELS[name]
@@ -503,20 +513,20 @@ class Store:
         salt = secrets.token_bytes(16)
         commitment = household_commitment(salt, data)
         with write_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             _upsert(session, m.HouseholdPrivate, [{"village_id": village.id, "household_id": household, "salt": salt, "data": dict(data)}])
         return commitment
 
     def private(self, slug: str, household: str) -> tuple[bytes, dict[str, Any]] | None:
         with read_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             row = session.get(m.HouseholdPrivate, (village.id, household))
             return (row.salt, dict(row.data)) if row else None
 
     def erase_private(self, slug: str, household: str) -> bool:
         """Erase a household's personal data. The log keeps only the (now unopenable) commitment."""
         with write_session(self.engine) as session:
-            village = self._village(session, slug)
+            village = self.village_row(session, slug)
             result = session.execute(
                 delete(m.HouseholdPrivate).where(
                     m.HouseholdPrivate.village_id == village.id, m.HouseholdPrivate.household_id == household  # type: ignore[arg-type]

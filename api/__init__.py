@@ -1,0 +1,60 @@
+"""The villageledger JSON API (Flask). ``flask --app api run`` for development; in production
+``gunicorn 'api:create_app()'``.
+
+Configuration, later sources winning: defaults; ``config.py`` in the instance folder; environment
+variables prefixed ``VILLAGELEDGER_`` (``VILLAGELEDGER_DATABASE_URL``, ``VILLAGELEDGER_SECRET_KEY``,
+``VILLAGELEDGER_LOG_KEY_PASSPHRASE``...); the ``config`` mapping given to ``create_app``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask_swagger_ui import get_swaggerui_blueprint
+
+from storage.db import database_url, instance_path, instance_secret
+
+from . import extensions, problems
+from .views import auth, entries, households, log, public
+
+API_PREFIX = "/api/v1"
+BLUEPRINTS = (log.blp, entries.blp, households.blp, public.blp, auth.blp)
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The app factory: configuration, extensions, blueprints and error handlers; nothing else."""
+    app = Flask(__name__, instance_path=str(instance_path()), instance_relative_config=True)
+    app.config.from_mapping(
+        API_TITLE="villageledger",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX=API_PREFIX,
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
+        JSON_SORT_KEYS=False,
+        API_SPEC_OPTIONS={
+            "info": {"description": "A signed, append-only, verifiable ledger of village points and public affairs."},
+            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        },
+    )
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("VILLAGELEDGER")
+    if config:
+        app.config.update(config)
+    for name, default in (
+        ("DATABASE_URL", database_url),
+        ("SECRET_KEY", lambda: instance_secret("secret-key")),
+        ("LOG_KEY_PASSPHRASE", lambda: instance_secret("log-key-passphrase")),
+    ):
+        if not app.config.get(name):
+            app.config[name] = default()
+
+    extensions.init_store(app)
+    extensions.api.init_app(app)
+    for blueprint in BLUEPRINTS:
+        extensions.api.register_blueprint(blueprint)
+    app.register_blueprint(get_swaggerui_blueprint(f"{API_PREFIX}/docs", f"{API_PREFIX}/openapi.json"), url_prefix=f"{API_PREFIX}/docs")
+    problems.init_app(app)
+    return app

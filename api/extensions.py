@@ -1,0 +1,60 @@
+"""The app's extensions: the OpenAPI-documenting API object and the ledger store, set up by ``init_app``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flask_smorest
+from flask import Flask, current_app
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+
+from ledger.canonical import parse_json
+from storage import Store, make_engine
+
+from .problems import PROBLEM_JSON, ProblemSchema
+
+
+class StrictJsonParser(FlaskParser):
+    """Request bodies are parsed like entries are: UTF-8, no duplicate members, no floats, no NaN.
+    A body that fails raises ``ledger.errors.EncodingError`` (answered as a 400 problem)."""
+
+    def _raw_load_json(self, req: Any) -> Any:
+        if not is_json_request(req):
+            return core.missing
+        data = req.get_data(cache=True)
+        return parse_json(data) if data else core.missing
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = StrictJsonParser()
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest, answering every error as an RFC 9457 problem (see ``problems.init_app``)."""
+
+    ERROR_SCHEMA = ProblemSchema
+    DEFAULT_ERROR_RESPONSE_NAME = "DEFAULT_ERROR"
+
+    def _register_error_handlers(self) -> None:
+        """Errors are answered by ``problems``; flask-smorest's own JSON errors are not used."""
+
+    def _register_responses(self) -> None:
+        """Document every error response as ``application/problem+json``, which is what is sent."""
+        self.DEFAULT_RESPONSE_CONTENT_TYPE = PROBLEM_JSON
+        try:
+            super()._register_responses()
+        finally:
+            del self.DEFAULT_RESPONSE_CONTENT_TYPE
+
+
+api = Api()
+
+
+def init_store(app: Flask) -> None:
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["villageledger.store"] = Store(engine, log_key_passphrase=app.config["LOG_KEY_PASSPHRASE"].encode())
+
+
+def store() -> Store:
+    return current_app.extensions["villageledger.store"]  # type: ignore[no-any-return]

@@ -1,0 +1,224 @@
+"""What crosses HTTP: marshmallow schemas for every request and response (the OpenAPI document is
+generated from these). Table models stay in ``storage``; entry bodies are validated by ``ledger.entries``."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from ledger.entries import KINDS, LEDGERS, TIME
+from ledger.entries import SignatureSchema as LedgerSignature
+
+B64_HASH = {"description": "base64 SHA-256 hash (32 bytes)"}
+MAX_SIZE = 2**31 - 1  # entries a village log can hold (the index column is a 32-bit integer)
+MAX_BATCH = 1000
+
+
+class VillageSchema(Schema):
+    slug = fields.String(required=True)
+    name = fields.String(allow_none=True)
+    name_en = fields.String(allow_none=True)
+    township = fields.String(allow_none=True)
+    county = fields.String(allow_none=True)
+    origin = fields.String(required=True, metadata={"description": "The checkpoint origin line of the village log"})
+    size = fields.Integer(required=True, metadata={"description": "Number of entries in the log"})
+    log_keys = fields.List(fields.String(), required=True, metadata={"description": "Note verifier keys, current last"})
+    green_card_threshold = fields.Integer(allow_none=True)
+
+
+class VillageList(Schema):
+    villages = fields.List(fields.Nested(VillageSchema), required=True)
+
+
+class InclusionQuery(Schema):
+    index = fields.Integer(required=True, validate=validate.Range(min=0, max=MAX_SIZE - 1))
+    tree_size = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_SIZE))
+
+
+class ConsistencyQuery(Schema):
+    first = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_SIZE))
+    second = fields.Integer(required=True, validate=validate.Range(min=1, max=MAX_SIZE))
+
+
+class ProofSchema(Schema):
+    hashes = fields.List(fields.String(metadata=B64_HASH), required=True)
+
+
+class SignedEntry(Schema):
+    """A signed entry as in ``docs/data-model.md``; its body is validated by the ledger per kind."""
+
+    entry = fields.Dict(required=True, metadata={"description": "The unsigned entry: v, kind, village, id, time, author, [cosigner], body"})
+    signatures = fields.List(fields.Nested(LedgerSignature), required=True, validate=validate.Length(1, 2))
+
+
+class PostEntries(Schema):
+    """Either one signed entry (``entry`` + ``signatures``) or a batch (``entries``), never both."""
+
+    entry = fields.Dict()
+    signatures = fields.List(fields.Dict())
+    entries = fields.List(fields.Dict(), validate=validate.Length(1, MAX_BATCH),
+                          metadata={"description": f"A batch of up to {MAX_BATCH} signed entries, appended all or nothing"})
+
+    @validates_schema
+    def _one_form(self, data: dict[str, object], **_: object) -> None:
+        single = "entry" in data or "signatures" in data
+        if single == ("entries" in data):
+            raise ValidationError("give either entry and signatures, or entries", "entries")
+        if single and not ("entry" in data and "signatures" in data):
+            raise ValidationError("entry and signatures go together", "signatures" if "entry" in data else "entry")
+
+
+class AppendedSchema(Schema):
+    index = fields.Integer(required=True)
+    entry_id = fields.String(required=True)
+    leaf_hash = fields.String(required=True, metadata=B64_HASH)
+    inclusion_proof = fields.List(fields.String(metadata=B64_HASH), required=True,
+                                  metadata={"description": "RFC 9162 inclusion proof into the tree of tree_size"})
+
+
+class PostResult(Schema):
+    tree_size = fields.Integer(required=True)
+    checkpoint = fields.String(required=True, metadata={"description": "C2SP signed checkpoint of tree_size"})
+    appended = fields.List(fields.Nested(AppendedSchema), required=True)
+
+
+class EntryQuery(Schema):
+    household = fields.String(validate=validate.Length(1, 64))
+    kind = fields.String(validate=validate.OneOf(KINDS))
+    ledger = fields.String(validate=validate.OneOf(LEDGERS))
+    since = fields.String(validate=validate.Regexp(TIME), metadata={"description": "inclusive, YYYY-MM-DDTHH:MM:SSZ"})
+    until = fields.String(validate=validate.Regexp(TIME), metadata={"description": "exclusive, YYYY-MM-DDTHH:MM:SSZ"})
+    after = fields.Integer(validate=validate.Range(min=-1, max=MAX_SIZE), metadata={"description": "cursor: entries after this index"})
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
+
+
+class EntryItem(Schema):
+    index = fields.Integer(required=True)
+    entry_id = fields.String(required=True)
+    kind = fields.String(required=True)
+    time = fields.String(required=True)
+    household = fields.String(allow_none=True)
+    ledger = fields.String(allow_none=True)
+    amount = fields.Integer(allow_none=True)
+    debit = fields.String(allow_none=True)
+    credit = fields.String(allow_none=True)
+    leaf_hash = fields.String(required=True, metadata=B64_HASH)
+    signed = fields.Dict(required=True, metadata={"description": "The signed entry; its canonical JSON is the leaf"})
+
+
+class EntryPage(Schema):
+    items = fields.List(fields.Nested(EntryItem), required=True)
+    next = fields.Integer(allow_none=True, metadata={"description": "pass as `after` for the next page; null at the end"})
+
+
+class Balances(Schema):
+    morality = fields.Integer(required=True)
+    credit = fields.Integer(required=True)
+
+
+class HouseholdSchema(Schema):
+    household = fields.String(required=True)
+    grid = fields.String(required=True)
+    number = fields.String(required=True)
+    public = fields.Dict(required=True, metadata={"description": "Only the fields the household record marks public"})
+    commitment = fields.String(required=True, metadata={"description": "Salted SHA-256 commitment to the personal data"})
+    balances = fields.Nested(Balances, required=True)
+    green_card = fields.Boolean(required=True)
+
+
+class HouseholdQuery(Schema):
+    grid = fields.String(validate=validate.Length(1, 64))
+    after = fields.String(validate=validate.Length(1, 64))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
+
+
+class HouseholdPage(Schema):
+    items = fields.List(fields.Nested(HouseholdSchema), required=True)
+    next = fields.String(allow_none=True)
+
+
+class PrivateHousehold(Schema):
+    household = fields.String(required=True)
+    data = fields.Dict(required=True)
+    salt = fields.String(required=True)
+    commitment = fields.String(required=True)
+    matches_log = fields.Boolean(required=True, metadata={"description": "The data and salt open the commitment on the log"})
+
+
+class RuleSchema(Schema):
+    code = fields.String(required=True)
+    version = fields.Integer(required=True)
+    title_zh = fields.String(required=True)
+    title_en = fields.String(required=True)
+    ledger = fields.String(required=True)
+    direction = fields.String(required=True)
+    amount = fields.Integer(allow_none=True)
+    min = fields.Integer(allow_none=True)
+    max = fields.Integer(allow_none=True)
+    evidence_required = fields.Boolean(required=True)
+    description = fields.String(allow_none=True)
+    published_at = fields.Integer(required=True)
+    retired_at = fields.Integer(allow_none=True)
+
+
+class RuleList(Schema):
+    rules = fields.List(fields.Nested(RuleSchema), required=True)
+
+
+class AffairQuery(Schema):
+    month = fields.String(validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
+    category = fields.String(validate=validate.OneOf(("finance", "project", "decision")))
+
+
+class AffairSchema(Schema):
+    index = fields.Integer(required=True)
+    time = fields.String(required=True)
+    affair = fields.String(required=True)
+    category = fields.String(required=True)
+    title = fields.String(required=True)
+    text = fields.String(required=True)
+    date = fields.String(required=True)
+    finance = fields.Dict()
+    project = fields.Dict()
+    decision = fields.Dict()
+    attachments = fields.List(fields.Dict())
+
+
+class AffairList(Schema):
+    affairs = fields.List(fields.Nested(AffairSchema), required=True)
+
+
+class RankingQuery(Schema):
+    month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
+    ledger = fields.String(load_default="morality", validate=validate.OneOf(LEDGERS))
+    limit = fields.Integer(load_default=20, validate=validate.Range(1, 200))
+
+
+class RankingItem(Schema):
+    household = fields.String(required=True)
+    label = fields.String(allow_none=True)
+    points = fields.Integer(required=True)
+
+
+class Ranking(Schema):
+    month = fields.String(required=True)
+    ledger = fields.String(required=True)
+    ranking = fields.List(fields.Nested(RankingItem), required=True)
+
+
+class Challenge(Schema):
+    challenge = fields.String(required=True)
+    message = fields.String(required=True, metadata={"description": "The exact text to sign (UTF-8) with the member key"})
+    expires_in = fields.Integer(required=True)
+
+
+class TokenRequest(Schema):
+    key = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9+/]{43}=$"))
+    challenge = fields.String(required=True, validate=validate.Length(1, 500))
+    signature = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9+/]{86}==$"))
+
+
+class Token(Schema):
+    token = fields.String(required=True)
+    member = fields.String(required=True)
+    roles = fields.List(fields.String(), required=True)
+    expires_in = fields.Integer(required=True)

@@ -1,0 +1,103 @@
+"""Villages and their logs: checkpoints, verifier keys, leaves and proofs, with the exact paths an
+independent client relies on. Anything fixed by a tree size is immutable and cached for a year."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, json, request
+
+from ledger.canonical import b64encode
+from storage import reads
+
+from ..extensions import Blueprint, store
+from ..schemas import ConsistencyQuery, InclusionQuery, ProofSchema, VillageList, VillageSchema
+
+blp = Blueprint("log", __name__, url_prefix="/api/v1/villages", description="Villages, checkpoints, leaves and proofs")
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+SHORT_LIVED = "public, max-age=5"
+TEXT = "text/plain; charset=utf-8"
+
+
+def cached(response: Response, cache_control: str) -> Response:
+    """Strong ETag from the body, so a client revalidating gets 304 Not Modified."""
+    response.headers["Cache-Control"] = cache_control
+    response.add_etag()
+    return response.make_conditional(request)
+
+
+def _village(slug: str) -> dict[str, Any]:
+    village, state = reads.village_state(store(), slug)
+    return {
+        "slug": village.slug, "name": state.name, "name_en": state.name_en, "township": state.township,
+        "county": state.county, "origin": village.origin, "size": state.size,
+        "log_keys": store().verifier_keys(slug), "green_card_threshold": state.green_card_threshold,
+    }
+
+
+@blp.route("")
+@blp.response(200, VillageList)
+def list_villages() -> dict[str, Any]:
+    """The villages this server hosts."""
+    return {"villages": [_village(v.slug) for v in store().villages()]}
+
+
+@blp.route("/<village>")
+@blp.response(200, VillageSchema)
+def get_village(village: str) -> dict[str, Any]:
+    """One village: its names, log origin, size and verifier keys."""
+    return _village(village)
+
+
+@blp.route("/<village>/log/checkpoint")
+@blp.response(200, {"type": "string"}, content_type=TEXT, description="The latest C2SP signed checkpoint")
+def checkpoint(village: str) -> Response:
+    """The latest checkpoint (C2SP tlog-checkpoint, signed as a C2SP signed-note)."""
+    return cached(Response(store().latest_checkpoint(village), mimetype="text/plain"), SHORT_LIVED)
+
+
+@blp.route("/<village>/log/key")
+@blp.response(200, {"type": "string"}, content_type=TEXT, description="The note verifier key (name+hash+key)")
+def log_key(village: str) -> Response:
+    """The log's current note verifier key. Earlier keys (after a rotation) are listed on the village."""
+    return cached(Response(store().verifier_keys(village)[-1] + "\n", mimetype="text/plain"), SHORT_LIVED)
+
+
+@blp.route("/<village>/log/leaves/<int(max=2147483646):index>")
+@blp.response(200, {"type": "string", "format": "binary"}, content_type="application/octet-stream",
+              description="The exact leaf bytes: the entry's RFC 8785 canonical JSON")
+def leaf(village: str, index: int) -> Response:
+    """The leaf at ``index``; its RFC 9162 leaf hash is SHA-256(0x00 || bytes)."""
+    return cached(Response(store().leaf(village, index), mimetype="application/octet-stream"), IMMUTABLE)
+
+
+@blp.route("/<village>/log/proof/inclusion")
+@blp.arguments(InclusionQuery, location="query")
+@blp.response(200, ProofSchema)
+def inclusion(query: dict[str, int], village: str) -> Response:
+    """RFC 9162 inclusion proof of leaf ``index`` in the tree of ``tree_size`` leaves."""
+    hashes = store().inclusion_proof(village, query["index"], query["tree_size"])
+    return _proof(hashes)
+
+
+@blp.route("/<village>/log/proof/consistency")
+@blp.arguments(ConsistencyQuery, location="query")
+@blp.response(200, ProofSchema)
+def consistency(query: dict[str, int], village: str) -> Response:
+    """RFC 9162 consistency proof from the tree of ``first`` leaves to the tree of ``second``."""
+    hashes = store().consistency_proof(village, query["first"], query["second"])
+    return _proof(hashes)
+
+
+def _proof(hashes: list[bytes]) -> Response:
+    response = Response(json.dumps({"hashes": [b64encode(h) for h in hashes]}), mimetype="application/json")
+    return cached(response, IMMUTABLE)
+
+
+@blp.route("/<village>/log/proof/<int(max=2147483646):index>")
+@blp.response(200, {"type": "string"}, content_type=TEXT,
+              description="C2SP tlog-proof@v1: index, inclusion proof and signed checkpoint, checkable offline")
+def offline_proof(village: str, index: int) -> Response:
+    """An offline receipt for entry ``index`` against the latest checkpoint (keep it; check it anywhere)."""
+    return cached(Response(store().tlog_proof(village, index), mimetype="text/plain"), SHORT_LIVED)

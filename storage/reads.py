@@ -1,0 +1,190 @@
+"""Read queries over the log and the derived tables, for the API and the pages.
+
+Every function returns plain rows or dicts; nothing here writes. Lists are ordered and paged by a
+cursor (the last log index or key seen), never by OFFSET, so a page is stable while the log grows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, case, func, literal, or_, select
+
+from ledger.state import household_account
+
+from . import models as m
+from .db import read_session
+from .store import NotFound, Store
+
+
+@dataclass(frozen=True)
+class EntryFilter:
+    household: str | None = None
+    kind: str | None = None
+    ledger: str | None = None
+    since: str | None = None  # inclusive, RFC 3339 UTC as in entries
+    until: str | None = None  # exclusive
+    after: int | None = None  # cursor: return entries with a greater index
+    limit: int = 100
+
+
+def entries(store: Store, slug: str, query: EntryFilter) -> list[m.EntryRow]:
+    with read_session(store.engine) as session:
+        village = store.village_row(session, slug)
+        conditions = [m.EntryRow.village_id == village.id]
+        for column, value in ((m.EntryRow.household, query.household), (m.EntryRow.kind, query.kind), (m.EntryRow.ledger, query.ledger)):
+            if value is not None:
+                conditions.append(column == value)
+        if query.since is not None:
+            conditions.append(m.EntryRow.time >= query.since)
+        if query.until is not None:
+            conditions.append(m.EntryRow.time < query.until)
+        if query.after is not None:
+            conditions.append(m.EntryRow.idx > query.after)
+        rows = session.execute(select(m.EntryRow).where(*conditions).order_by(m.EntryRow.idx).limit(query.limit))
+        return list(rows.scalars())
+
+
+def entry_by_id(store: Store, slug: str, entry_id: str) -> m.EntryRow:
+    with read_session(store.engine) as session:
+        village = store.village_row(session, slug)
+        row = session.execute(
+            select(m.EntryRow).where(m.EntryRow.village_id == village.id, m.EntryRow.entry_id == entry_id)
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound(f"no entry {entry_id} in village {slug!r}")
+        return row
+
+
+@dataclass(frozen=True)
+class HouseholdView:
+    row: m.HouseholdRow
+    balances: dict[str, int]
+    green_card: bool
+
+
+def households(store: Store, slug: str, *, grid: str | None = None, after: str | None = None, limit: int = 100,
+               ids: list[str] | None = None) -> list[HouseholdView]:
+    with read_session(store.engine) as session:
+        village = store.village_row(session, slug)
+        state = session.get(m.VillageState, village.id)
+        threshold = state.green_card_threshold if state and state.green_card_threshold is not None else 0
+        conditions = [m.HouseholdRow.village_id == village.id]
+        if grid is not None:
+            conditions.append(m.HouseholdRow.grid == grid)
+        if after is not None:
+            conditions.append(m.HouseholdRow.household_id > after)
+        if ids is not None:
+            conditions.append(m.HouseholdRow.household_id.in_(ids))  # type: ignore[attr-defined]
+        rows = list(session.execute(
+            select(m.HouseholdRow).where(*conditions).order_by(m.HouseholdRow.household_id).limit(limit)
+        ).scalars())
+        accounts = [household_account(r.household_id) for r in rows]
+        balances: dict[str, dict[str, int]] = {a: {"morality": 0, "credit": 0} for a in accounts}
+        for account, ledger, amount in session.execute(
+            select(m.BalanceRow.account, m.BalanceRow.ledger, m.BalanceRow.amount).where(
+                m.BalanceRow.village_id == village.id, m.BalanceRow.account.in_(accounts)  # type: ignore[attr-defined]
+            )
+        ):
+            balances[account][ledger] = amount
+        return [
+            HouseholdView(r, balances[household_account(r.household_id)],
+                          balances[household_account(r.household_id)]["morality"] >= threshold > 0)
+            for r in rows
+        ]
+
+
+def household(store: Store, slug: str, household_id: str) -> HouseholdView:
+    found = households(store, slug, ids=[household_id], limit=1)
+    if not found:
+        raise NotFound(f"no household {household_id!r} in village {slug!r}")
+    return found[0]
+
+
+def rules(store: Store, slug: str, *, include_retired: bool = False) -> list[m.RuleRow]:
+    with read_session(store.engine) as session:
+        village = store.village_row(session, slug)
+        conditions = [m.RuleRow.village_id == village.id]
+        if not include_retired:
+            conditions.append(m.RuleRow.retired_at.is_(None))  # type: ignore[union-attr]
+        return list(session.execute(select(m.RuleRow).where(*conditions).order_by(m.RuleRow.code)).scalars())
+
+
+def village_state(store: Store, slug: str) -> tuple[m.Village, m.VillageState]:
+    with read_session(store.engine) as session:
+        village = store.village_row(session, slug)
+        state = session.get(m.VillageState, village.id)
+        assert state is not None
+        return village, state
+
+
+def affairs(store: Store, slug: str, *, month: str | None = None, category: str | None = None) -> list[dict[str, Any]]:
+    """Every published affair record (all versions, newest first), with its log index and time.
+    ``month`` (YYYY-MM) filters on the record's own date."""
+    with read_session(store.engine) as session:
+        village = store.village_row(session, slug)
+        rows = session.execute(
+            select(m.EntryRow.idx, m.EntryRow.time, m.EntryRow.leaf)
+            .where(m.EntryRow.village_id == village.id, m.EntryRow.kind == "affair.publish")
+            .order_by(m.EntryRow.idx.desc())  # type: ignore[attr-defined]
+        ).all()
+    records = []
+    for idx, time, leaf in rows:
+        body = json.loads(leaf)["entry"]["body"]
+        if month is not None and not body["date"].startswith(month):
+            continue
+        if category is not None and body["category"] != category:
+            continue
+        records.append({"index": idx, "time": time, **body})
+    return records
+
+
+def ranking(store: Store, slug: str, *, month: str, ledger: str = "morality", limit: int = 20) -> list[dict[str, Any]]:
+    """Net points each household gained in ``month`` (YYYY-MM) on ``ledger``, highest first: the red list."""
+    with read_session(store.engine) as session:
+        village = store.village_row(session, slug)
+        account = literal("household:") + m.EntryRow.household
+        signed = case((m.EntryRow.credit == account, m.EntryRow.amount), else_=-m.EntryRow.amount)  # type: ignore[operator]
+        points = func.sum(signed).label("points")
+        rows = session.execute(
+            select(m.EntryRow.household, points)
+            .where(
+                m.EntryRow.village_id == village.id,
+                m.EntryRow.ledger == ledger,
+                m.EntryRow.time >= f"{month}-01",
+                m.EntryRow.time < _next_month(month),
+                or_(m.EntryRow.credit == account, m.EntryRow.debit == account),
+            )
+            .group_by(m.EntryRow.household)
+            .order_by(points.desc(), m.EntryRow.household)
+            .limit(limit)
+        ).all()
+        labels = dict(session.execute(
+            select(m.HouseholdRow.household_id, m.HouseholdRow.public).where(
+                and_(m.HouseholdRow.village_id == village.id, m.HouseholdRow.household_id.in_([r[0] for r in rows]))  # type: ignore[attr-defined]
+            )
+        ).all())
+        return [{"household": h, "label": (labels.get(h) or {}).get("label"), "points": int(p)} for h, p in rows]
+
+
+def _next_month(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year + number // 12:04d}-{number % 12 + 1:02d}-01"
+
+
+def active_member(store: Store, slug: str, public: bytes) -> tuple[str, frozenset[str], str | None, str | None] | None:
+    """(member, roles, grid, household) of an unrevoked key whose member still has a role, else None."""
+    with read_session(store.engine) as session:
+        village = store.village_row(session, slug)
+        row = session.execute(
+            select(m.MemberRow)
+            .join(m.MemberKeyRow, and_(m.MemberKeyRow.village_id == m.MemberRow.village_id,
+                                       m.MemberKeyRow.member_id == m.MemberRow.member_id))
+            .where(m.MemberRow.village_id == village.id, m.MemberKeyRow.public == public,
+                   m.MemberKeyRow.revoked_at.is_(None))  # type: ignore[union-attr]
+        ).scalar_one_or_none()
+        if row is None or not row.roles:
+            return None
+        return row.member_id, frozenset(row.roles.split()), row.grid, row.household
