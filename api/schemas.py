@@ -165,7 +165,7 @@ class RuleList(Schema):
 
 
 class AffairQuery(Schema):
-    month = fields.String(validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
+    month = fields.String(validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])\Z"))
     category = fields.String(validate=validate.OneOf(("finance", "project", "decision")))
 
 
@@ -188,7 +188,7 @@ class AffairList(Schema):
 
 
 class RankingQuery(Schema):
-    month = fields.String(required=True, validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$"))
+    month = fields.String(required=True, validate=validate.Regexp(r"^[0-9]{4}-(0[1-9]|1[0-2])\Z"))
     ledger = fields.String(load_default="morality", validate=validate.OneOf(LEDGERS))
     limit = fields.Integer(load_default=20, validate=validate.Range(1, 200))
 
@@ -212,9 +212,9 @@ class Challenge(Schema):
 
 
 class TokenRequest(Schema):
-    key = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9+/]{43}=$"))
+    key = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9+/]{43}=\Z"))
     challenge = fields.String(required=True, validate=validate.Length(1, 500))
-    signature = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9+/]{86}==$"))
+    signature = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9+/]{86}==\Z"))
 
 
 class Token(Schema):

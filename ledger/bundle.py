@@ -8,8 +8,8 @@ cursor and read back without holding it in memory:
    trusts only the keys it is given out of band.
 2. Every entry in log order, each line exactly the entry's leaf bytes (RFC 8785 canonical JSON never
    contains a raw newline).
-3. ``{"checkpoint": NOTE}`` after the entry whose index is ``size - 1`` of that checkpoint (a
-   checkpoint of size 0 may come first). The last line before the footer is a checkpoint of the full size.
+3. ``{"checkpoint": NOTE}`` right after the entry whose index is ``size - 1`` of that checkpoint. The
+   last line before the footer is a checkpoint of the full size.
 4. Footer: ``{"balances": {LEDGER: {ACCOUNT: AMOUNT}}}`` (what the server claims),
    ``{"attachments": [SHA256...]}`` (every attachment the entries reference), ``{"end": {"size": N}}``.
 

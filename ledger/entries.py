@@ -18,7 +18,8 @@ Invariants:
 
 from __future__ import annotations
 
-import re
+import hashlib
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -40,13 +41,14 @@ LEDGERS = ("morality", "credit")
 ROLES = ("committee", "grid_worker", "supervisor", "auditor", "intake")
 AFFAIR_CATEGORIES = ("finance", "project", "decision")
 
-ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-ENTRY_ID = r"^[0-9a-f]{32}$"
-SHA256_HEX = r"^[0-9a-f]{64}$"
-RULE_CODE = r"^[A-Z0-9][A-Z0-9-]{0,31}$"
-TIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"
-DATE = r"^\d{4}-\d{2}-\d{2}$"
-SAFE_FILENAME = r"^(?!\.)[^/\\\x00-\x1f]{1,128}$"
+# Patterns are matched from the start and must end with \Z: "$" would accept a trailing newline.
+ID = r"^[a-z0-9][a-z0-9_-]{0,63}\Z"
+ENTRY_ID = r"^[0-9a-f]{32}\Z"
+SHA256_HEX = r"^[0-9a-f]{64}\Z"
+RULE_CODE = r"^[A-Z0-9][A-Z0-9-]{0,31}\Z"
+TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z"
+DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"
+SAFE_FILENAME = r"^(?!\.)[^/\\\x00-\x1f\x7f-\x9f]{1,128}\Z"
 
 
 # --- field helpers -------------------------------------------------------------------------------
@@ -58,8 +60,8 @@ def _text(max_length: int, *, required: bool = True) -> fields.String:
         required=required,
         validate=[
             validate.Length(min=1, max=max_length),
-            validate.Regexp(r"^[^\x00-\x08\x0b-\x1f\x7f]*$", error="must not contain control characters"),
-            validate.Regexp(r"\S", error="must not be blank"),
+            validate.Regexp(r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\Z", error="must not contain control characters"),
+            validate.Regexp(r"(?s).*\S", error="must not be blank"),
         ],
     )
 
@@ -76,12 +78,32 @@ def _amount(*, required: bool = True) -> fields.Integer:
     return fields.Integer(strict=True, required=required, validate=validate.Range(1, MAX_AMOUNT))
 
 
+def _canonical_base64(length: int, what: str) -> Any:
+    def check(value: str) -> None:
+        try:
+            b64decode(value, length=length, what=what)
+        except EncodingError as exc:
+            raise ValidationError(f"must be {what}") from exc
+
+    return check
+
+
 def _public_key(*, required: bool = True) -> fields.String:
-    return _pattern(r"^[A-Za-z0-9+/]{43}=$", "a base64 Ed25519 public key (32 bytes)", required=required)
+    what = "a canonical base64 Ed25519 public key (32 bytes)"
+    return fields.String(required=required, validate=_canonical_base64(32, what))
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only (marshmallow's Boolean also takes 1, "yes"...)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("Not a valid boolean.")
+        return value
 
 
 def _bool(*, required: bool = True) -> fields.Boolean:
-    return fields.Boolean(required=required, truthy={True}, falsy={False})
+    return StrictBoolean(required=required)
 
 
 def _one_of(choices: tuple[str, ...], *, required: bool = True) -> fields.String:
@@ -100,7 +122,7 @@ class VillageGenesis(_Strict):
     name_en = _text(64, required=False)
     township = _text(64)
     county = _text(64)
-    origin = _pattern(r"^[\x21-\x7e]{1,200}$", "a checkpoint origin line (printable ASCII, no spaces)")
+    origin = _pattern(r"^[\x21-\x7e]{1,200}\Z", "a checkpoint origin line (printable ASCII, no spaces)")
     green_card_threshold = _amount()
     founder = _ident()
     founder_name = _text(32)
@@ -237,7 +259,7 @@ class PointsReverse(_Strict):
 class Attachment(_Strict):
     name = _pattern(SAFE_FILENAME, "a file name without path separators or leading dot")
     sha256 = _pattern(SHA256_HEX, "a SHA-256 in lowercase hex")
-    media_type = _pattern(r"^[a-z]+/[a-z0-9.+-]{1,64}$", "a media type such as image/jpeg")
+    media_type = _pattern(r"^[a-z]+/[a-z0-9.+-]{1,64}\Z", "a media type such as image/jpeg")
     size = fields.Integer(strict=True, required=True, validate=validate.Range(0, 50 * 1024 * 1024))
 
 
@@ -312,7 +334,7 @@ KINDS = tuple(BODY_SCHEMAS)
 class Envelope(_Strict):
     v = fields.Integer(strict=True, required=True, validate=validate.Equal(SCHEMA_VERSION))
     kind = _one_of(KINDS)
-    village = _pattern(r"^[a-z0-9][a-z0-9-]{0,39}$", "a village slug (lowercase letters, digits, '-')")
+    village = _pattern(r"^[a-z0-9][a-z0-9-]{0,39}\Z", "a village slug (lowercase letters, digits, '-')")
     id = _pattern(ENTRY_ID, "an entry id (32 lowercase hex)")
     time = _pattern(TIME, "a UTC time YYYY-MM-DDTHH:MM:SSZ")
     author = _public_key()
@@ -328,7 +350,7 @@ class Envelope(_Strict):
 
 class SignatureSchema(_Strict):
     key = _public_key()
-    sig = _pattern(r"^[A-Za-z0-9+/]{86}==$", "a base64 Ed25519 signature (64 bytes)")
+    sig = fields.String(required=True, validate=_canonical_base64(64, "a canonical base64 Ed25519 signature (64 bytes)"))
 
 
 class SignedEntrySchema(_Strict):
@@ -486,8 +508,6 @@ def utc_now() -> str:
 
 
 def new_entry_id() -> str:
-    import secrets
-
     return secrets.token_hex(16)
 
 
@@ -540,12 +560,6 @@ def household_commitment(salt: bytes, personal: Mapping[str, Any]) -> str:
     The salt (at least 16 random bytes) keeps the commitment from being brute-forced from guessable
     names; erasing the salt and data leaves the commitment meaningless but every signature valid.
     """
-    import hashlib
-
     if len(salt) < 16:
         raise ValueError("salt must be at least 16 bytes")
     return hashlib.sha256(HOUSEHOLD_COMMITMENT_DOMAIN + salt + canonical_json(dict(personal))).hexdigest()
-
-
-def is_entry_id(value: str) -> bool:
-    return re.fullmatch(ENTRY_ID, value) is not None

@@ -91,16 +91,21 @@ class _Auditor:
         self.last_checkpoint_size = -1
         self.attachments: set[str] = set()
         self.claimed: dict[str, dict[str, int]] | None = None
+        self.listed_attachments: list[str] | None = None
         self.ended = False
 
     def header(self, record: dict[str, Any]) -> None:
         # (1)
+        if self.village:
+            raise VerificationError("the bundle has a second header")
         if record.get("bundle") != FORMAT:
             raise VerificationError(f"not a {FORMAT} bundle (header says {record.get('bundle')!r})")
         self.village, self.origin = str(record.get("village")), str(record.get("origin"))
 
     def entry(self, checked: Checked) -> None:
         index = self.state.size
+        if not self.village:
+            raise VerificationError("the bundle does not start with its header")
         if self.claimed is not None or self.ended:
             raise VerificationError(f"entry {index} appears after the bundle footer", index=index)
         if checked.entry is None:
@@ -113,9 +118,11 @@ class _Auditor:
             raise VerificationError(f"entry {index} ({entry.kind}) refused: {exc}", index=index, kind=entry.kind) from exc
         self.tree.append(checked.leaf_hash)
         self.attachments.update(attachment_hashes(entry.body))
-        if index == 0 and self.state.village and self.state.village.origin != self.origin:
+        genesis = self.state.village
+        if index == 0 and genesis and (genesis.origin, genesis.slug) != (self.origin, self.village):
             raise VerificationError(
-                f"entry 0 (village.genesis) names origin {self.state.village.origin!r}, the bundle {self.origin!r}",
+                f"entry 0 (village.genesis) is village {genesis.slug!r} with origin {genesis.origin!r}, "
+                f"the bundle says {self.village!r} with origin {self.origin!r}",
                 index=0,
                 kind=entry.kind,
             )
@@ -126,6 +133,8 @@ class _Auditor:
     def checkpoint(self, note: str) -> None:
         # (4)
         size = self.tree.size
+        if self.claimed is not None or self.ended:
+            raise VerificationError(f"a checkpoint appears after the bundle footer (at {size} entries)", index=size)
         try:
             checkpoint = open_checkpoint(note, self.trusted, origin=self.origin)
         except LedgerError as exc:
@@ -152,7 +161,8 @@ class _Auditor:
         if "balances" in record:
             self.claimed = record["balances"]
         elif "attachments" in record:
-            missing = sorted(self.attachments - set(record["attachments"]))
+            self.listed_attachments = list(record["attachments"])
+            missing = sorted(self.attachments - set(self.listed_attachments))
             if missing:
                 raise VerificationError(f"attachment list omits {missing[0]}, referenced by an entry")
         elif "end" in record:
@@ -170,6 +180,15 @@ class _Auditor:
         size = self.tree.size
         if not self.ended:
             raise VerificationError(f"bundle is truncated after {size} entries (no end line)", index=size)
+        if self.claimed is None or self.listed_attachments is None:
+            raise VerificationError("the bundle footer lacks its balances or attachments line")
+        beyond = sorted(s for s in self.known if s > size)
+        if beyond:
+            raise VerificationError(
+                f"the bundle ends at {size} entries, before the checkpoint of size {beyond[0]} you kept: "
+                "the log was rolled back or this bundle is cut short",
+                index=size,
+            )
         if self.last_checkpoint_size != size:
             raise VerificationError(
                 f"entries {max(self.last_checkpoint_size, 0)}..{size - 1} are not covered by a signed checkpoint",
@@ -180,7 +199,7 @@ class _Auditor:
         except LedgerError as exc:
             raise VerificationError(str(exc)) from exc
         balances = recomputed_balances(self.state)
-        if self.claimed is not None and self.claimed != balances:
+        if self.claimed != balances:
             raise VerificationError(_first_balance_difference(self.claimed, balances))
         return Report(self.village, self.origin, size, self.tree.root(), self.checkpoints, balances, sorted(self.attachments))
 

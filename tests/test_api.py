@@ -116,7 +116,7 @@ def test_offline_receipt_verifies_with_no_server(client: FlaskClient, village: S
     [
         ("index=99&tree_size=5", 400, "index 99 is outside a tree of size 5"),
         ("index=0&tree_size=9999", 400, "tree size 9999 is outside 1.."),
-        ("index=-1&tree_size=5", 422, "index: Must be greater than or equal to 0."),
+        ("index=-1&tree_size=5", 422, "index: Must be greater than or equal to 0"),
         ("index=x&tree_size=5", 422, "index: Not a valid integer."),
         ("tree_size=5", 422, "index: Missing data for required field."),
     ],
