@@ -493,6 +493,10 @@ def decode_leaf(leaf: bytes) -> Entry:
 def check_signatures(entry: Entry) -> None:
     """Every required signature verifies over the signing message. Raises BadSignature naming the signer."""
     message = signing_message(entry.unsigned)
+    if len(entry.signatures) < len(entry.signers):
+        raise BadSignature("the cosigner's signature is missing", field="signatures")
+    if len(entry.signatures) > len(entry.signers):
+        raise BadSignature(f"{len(entry.signatures)} signatures for {len(entry.signers)} signer(s)", field="signatures")
     for role, key, sig in zip(("author", "cosigner"), entry.signers, entry.signatures):
         try:
             keys.verify_signature(key, sig, message)

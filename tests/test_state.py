@@ -1,0 +1,1009 @@
+"""Specification of ``ledger.state.apply``: the one code path that decides whether an entry may be
+appended, and what it changes.
+
+Every refusal is checked for its error class, its message, and that it changed nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kit import EVIDENCE, Kit, MemoryLedger
+
+from ledger.entries import KINDS, Entry
+from ledger.errors import EntryError, MalformedEntry, NotAuthorised, Replay, RuleViolation
+from ledger.state import ISSUER, MAY_SIGN, SUPERMARKET, State, apply, check_accounts_balance
+
+H2 = "household:h2"
+MISSING_ID = "f" * 32
+RECEIPT = "0123456789abcdef" * 2
+
+
+def snapshot(state: State) -> tuple[Any, ...]:
+    """Everything ``apply`` may change, as comparable values."""
+    recent = state.recent
+    return (
+        state.size,
+        state.village,
+        dict(state.members),
+        dict(state.keys),
+        dict(state.grids),
+        dict(state.households),
+        dict(state.rules),
+        dict(state.balances),
+        set(recent.ids),
+        dict(recent.movements),
+        dict(recent.reversals),
+        set(recent.receipts),
+    )
+
+
+def refused(state: State, entry: Entry, error: type[EntryError], message: str) -> EntryError:
+    """Apply ``entry``, expect ``error`` matching ``message``, and require the state to be unchanged."""
+    before = snapshot(state)
+    with pytest.raises(error, match=message) as caught:
+        apply(state, entry)
+    assert type(caught.value) is error, f"{type(caught.value).__name__}, not a subclass, is the contract"
+    assert snapshot(state) == before, "a refused entry changes nothing"
+    return caught.value
+
+
+@pytest.fixture(scope="module")
+def standard() -> MemoryLedger:
+    """The kit's standard village (see ``kit.py``), signed once for the module: never changed itself."""
+    return MemoryLedger(Kit())
+
+
+@pytest.fixture
+def kit(standard: MemoryLedger) -> Kit:
+    """The standard village's kit, with keys of its own for this test."""
+    return standard.kit.copy()
+
+
+@pytest.fixture
+def ledger(standard: MemoryLedger, kit: Kit) -> MemoryLedger:
+    """This test's copy of the standard village: genesis and setup, no points yet."""
+    return standard.copy(kit)
+
+
+@pytest.fixture
+def refuse(ledger: MemoryLedger) -> Callable[[Entry, type[EntryError], str], EntryError]:
+    """``refuse(entry, error, message)``: ``refused`` on the standard village."""
+
+    def refuse(entry: Entry, error: type[EntryError], message: str) -> EntryError:
+        count = len(ledger.entries)
+        caught = refused(ledger.state, entry, error, message)
+        assert len(ledger.entries) == count
+        return caught
+
+    return refuse
+
+
+@pytest.fixture
+def awarded(ledger: MemoryLedger, kit: Kit) -> Entry:
+    """An award of 10 morality points to h2 (grid g1) by the founder, already in the log."""
+    return ledger.append(kit.award("h2", 10))
+
+
+def balance(ledger: MemoryLedger, account: str, book: str = "morality") -> int:
+    return ledger.state.balance(account, book)
+
+
+def key_pattern(kit: Kit, name: str) -> str:
+    return re.escape(kit.key_b64(name))
+
+
+# (1) Genesis and the village -----------------------------------------------------------------------------
+
+
+def test_genesis_founds_the_village(kit: Kit) -> None:
+    state = State()
+    apply(state, kit.genesis())
+    assert state.size == 1 and state.village is not None
+    assert (state.village.slug, state.village.origin) == (kit.slug, kit.origin)
+    assert state.members["founder"].roles == {"committee"}
+    assert state.keys[kit.public("founder")].member == "founder"
+
+
+def test_the_first_entry_must_be_genesis(kit: Kit) -> None:
+    refused(
+        State(),
+        kit.sign("grid.define", {"grid": "g1", "name": "一组"}),
+        NotAuthorised,
+        "^the first entry must be village.genesis, not grid.define$",
+    )
+
+
+def test_genesis_is_only_the_first_entry(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    refuse(kit.genesis(), NotAuthorised, "^village.genesis may only be the first entry of a log$")
+
+
+def test_genesis_is_signed_by_the_founder_alone(kit: Kit) -> None:
+    cosigned = kit.sign("village.genesis", kit.genesis().body, cosigner="secretary")
+    error = refused(State(), cosigned, NotAuthorised, "^village.genesis is signed by the founder alone$")
+    assert error.field == "entry.cosigner"
+
+
+def test_an_entry_for_another_village_is_refused(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    entry = kit.sign("grid.define", {"grid": "g3", "name": "三组"}, village="othervillage")
+    refuse(entry, NotAuthorised, "^entry is for village 'othervillage', this log is 'testvillage'$")
+
+
+# (2) Replay ----------------------------------------------------------------------------------------------
+
+
+def test_an_entry_already_in_the_log_is_a_replay(refuse: Callable[..., EntryError], awarded: Entry) -> None:
+    refuse(awarded, Replay, f"^entry {awarded.id} is already in the log$")
+
+
+def test_another_entry_reusing_an_id_is_a_replay(
+    refuse: Callable[..., EntryError], awarded: Entry, kit: Kit
+) -> None:
+    other = kit.sign(
+        "points.deduct", {"household": "h3", "rule": "D-01", "amount": 5, "reason": "乱堆"}, id=awarded.id
+    )
+    error = refuse(other, Replay, f"^entry {awarded.id} is already in the log$")
+    assert error.field == "entry.id"
+
+
+# (3) Keys and members ------------------------------------------------------------------------------------
+
+
+def test_an_unregistered_key_signs_nothing(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    refuse(
+        kit.award(by="stranger"),
+        NotAuthorised,
+        f"^the author key {key_pattern(kit, 'stranger')} is not registered in this village$",
+    )
+
+
+def test_an_unregistered_cosigner_signs_nothing(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    refuse(
+        kit.award("h1", by="chen", cosigner="stranger"),
+        NotAuthorised,
+        f"^the cosigner key {key_pattern(kit, 'stranger')} is not registered in this village$",
+    )
+
+
+def test_a_revoked_key_signs_nothing_after_its_revocation(ledger: MemoryLedger, kit: Kit) -> None:
+    before = ledger.append(kit.award("h2", 3, by="grid1"))
+    revocation = ledger.post(
+        "key.revoke", {"key": kit.key_b64("grid1"), "reason": "手机丢失"}, by="secretary"
+    )
+    at = len(ledger.entries) - 1
+    refused(
+        ledger.state,
+        kit.award("h2", 3, by="grid1"),
+        NotAuthorised,
+        f"^the author key {key_pattern(kit, 'grid1')} was revoked at index {at}$",
+    )
+    refused(
+        ledger.state,
+        kit.award("h1", 3, by="chen", cosigner="grid1"),
+        NotAuthorised,
+        f"^the cosigner key {key_pattern(kit, 'grid1')} was revoked at index {at}$",
+    )
+    replayed = MemoryLedger.replay(kit, ledger.entries)
+    assert before in replayed.entries and revocation in replayed.entries, "entries before it remain valid"
+    assert balance(replayed, H2) == 3
+
+
+def test_a_key_revoked_twice_is_refused(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.post("key.revoke", {"key": kit.key_b64("grid1"), "reason": "手机丢失"})
+    at = len(ledger.entries) - 1
+    refused(
+        ledger.state,
+        kit.sign("key.revoke", {"key": kit.key_b64("grid1"), "reason": "再次"}),
+        RuleViolation,
+        f"^key {key_pattern(kit, 'grid1')} was already revoked at index {at}$",
+    )
+
+
+def test_a_member_without_a_role_signs_nothing(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.post("member.role", {"member": "grid1", "roles": []})
+    refused(
+        ledger.state, kit.award(by="grid1"), NotAuthorised, r"^member grid1 \(no role\) may not sign entries$"
+    )
+
+
+def test_an_auditor_signs_nothing(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    refuse(
+        kit.sign("key.add", {"member": "auditor", "key": kit.new_key("auditor-phone")}, by="auditor"),
+        NotAuthorised,
+        r"^member auditor \(auditor\) may not sign entries$",
+    )
+
+
+def test_an_auditor_cannot_cosign(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    refuse(
+        kit.award("h1", by="chen", cosigner="auditor"),
+        NotAuthorised,
+        r"^member auditor \(auditor\) may not sign entries$",
+    )
+
+
+# (4) Roles: which role may sign which kind ---------------------------------------------------------------
+
+# The specification, written out (docs/data-model.md); MAY_SIGN must say the same.
+ALLOWED: dict[str, set[str]] = {
+    "member.add": {"committee"},
+    "member.role": {"committee"},
+    "key.add": {"committee"},  # a stolen key must not mint another that outlives its revocation
+    "key.revoke": {"committee", "grid_worker", "supervisor", "intake"},
+    "grid.define": {"committee"},
+    "household.register": {"committee", "grid_worker"},
+    "household.update": {"committee", "grid_worker"},
+    "rule.publish": {"committee"},
+    "rule.retire": {"committee"},
+    "points.award": {"committee", "grid_worker"},
+    "points.deduct": {"committee", "grid_worker"},
+    "points.redeem": {"committee", "grid_worker"},
+    "points.reverse": {"committee", "supervisor"},
+    "affair.publish": {"committee"},
+    "complaint.receipt": {"committee", "grid_worker", "supervisor", "intake"},
+}
+SIGNER_OF_ROLE = {
+    "committee": "secretary",
+    "grid_worker": "grid1",
+    "supervisor": "supervisor",
+    "intake": "intake",
+    "auditor": "auditor",
+}
+
+
+def test_may_sign_is_the_specified_table() -> None:
+    assert {kind: set(roles) for kind, roles in MAY_SIGN.items()} == ALLOWED
+    assert set(MAY_SIGN) == set(KINDS) - {"village.genesis"}, (
+        "genesis is signed by whoever founds the village"
+    )
+
+
+def body_for(kind: str, signer: str, kit: Kit, awarded: Entry) -> dict[str, Any]:
+    """A body of ``kind`` that ``signer`` may sign if their role allows the kind (own key, own grid g1)."""
+    bodies: dict[str, Callable[[], dict[str, Any]]] = {
+        "member.add": lambda: {
+            "member": "newbie",
+            "name": "新人",
+            "roles": ["intake"],
+            "key": kit.new_key("newbie"),
+        },
+        "member.role": lambda: {"member": "supervisor", "roles": ["supervisor", "intake"]},
+        "key.add": lambda: {"member": signer, "key": kit.new_key(f"{signer}-phone")},
+        "key.revoke": lambda: {"key": kit.key_b64(signer), "reason": "换手机"},
+        "grid.define": lambda: {"grid": "g3", "name": "三组"},
+        "household.register": lambda: kit.household_body("h4", "g1"),
+        "household.update": lambda: {"household": "h2", "number": "g1-22"},
+        "rule.publish": lambda: {
+            "rule": "M-09",
+            "title_zh": "孝老爱亲",
+            "title_en": "Caring for elders",
+            "ledger": "morality",
+            "direction": "award",
+            "amount": 2,
+            "evidence_required": False,
+        },
+        "rule.retire": lambda: {"rule": "M-01", "reason": "细则修订"},
+        "points.award": lambda: {"household": "h2", "rule": "M-01", "amount": 3, "reason": "垃圾分类"},
+        "points.deduct": lambda: {"household": "h2", "rule": "D-01", "amount": 5, "reason": "乱堆乱放"},
+        "points.redeem": lambda: {"household": "h2", "amount": 4, "item": "洗衣粉", "quantity": 1},
+        "points.reverse": lambda: {"entry": awarded.id, "reason": "录入错误"},
+        "affair.publish": lambda: {
+            "affair": "m1",
+            "category": "decision",
+            "title": "决议",
+            "text": "通过",
+            "date": "2026-01-05",
+            "decision": {"meeting": "村民代表大会", "outcome": "通过"},
+        },
+        "complaint.receipt": lambda: {"receipt": RECEIPT, "commitment": "cd" * 32},
+    }
+    return bodies[kind]()
+
+
+@pytest.mark.parametrize("role", list(SIGNER_OF_ROLE))
+@pytest.mark.parametrize("kind", list(ALLOWED))
+def test_each_role_signs_only_its_kinds(
+    ledger: MemoryLedger, kit: Kit, awarded: Entry, kind: str, role: str
+) -> None:
+    signer = SIGNER_OF_ROLE[role]
+    entry = kit.sign(kind, body_for(kind, signer, kit, awarded), by=signer)
+    if role == "auditor":
+        refused(ledger.state, entry, NotAuthorised, r"^member auditor \(auditor\) may not sign entries$")
+    elif role in ALLOWED[kind]:
+        size = ledger.state.size
+        ledger.append(entry)
+        assert ledger.state.size == size + 1, f"a {role} may sign {kind}"
+    else:
+        error = refused(
+            ledger.state, entry, NotAuthorised, f"^a member with role {role} may not sign {re.escape(kind)}$"
+        )
+        assert error.field == "entry.kind"
+
+
+# Grid workers act only in their own grid -----------------------------------------------------------------
+
+
+OUTSIDE_G1 = "^grid worker grid1 may act only in grid g1, not g2$"
+
+
+@pytest.mark.parametrize(
+    ("kind", "body"),
+    [
+        pytest.param(
+            "points.award", {"household": "h3", "rule": "M-01", "amount": 3, "reason": "x"}, id="award"
+        ),
+        pytest.param(
+            "points.deduct", {"household": "h3", "rule": "D-01", "amount": 5, "reason": "x"}, id="deduct"
+        ),
+        pytest.param(
+            "points.redeem", {"household": "h3", "amount": 1, "item": "香皂", "quantity": 1}, id="redeem"
+        ),
+        pytest.param("household.register", Kit.household_body("h4", "g2"), id="register in g2"),
+        pytest.param(
+            "household.update", {"household": "h3", "number": "g2-33"}, id="update a household of g2"
+        ),
+        pytest.param("household.update", {"household": "h2", "grid": "g2"}, id="move own household into g2"),
+    ],
+)
+def test_a_grid_worker_acts_only_in_their_grid(
+    refuse: Callable[..., EntryError], kit: Kit, kind: str, body: dict[str, Any]
+) -> None:
+    refuse(kit.sign(kind, body, by="grid1"), NotAuthorised, OUTSIDE_G1)
+
+
+def test_a_grid_worker_cannot_take_a_household_from_another_grid(
+    refuse: Callable[..., EntryError], kit: Kit
+) -> None:
+    refuse(
+        kit.sign("household.update", {"household": "h2", "grid": "g2"}, by="grid2"),
+        NotAuthorised,
+        "^grid worker grid2 may act only in grid g2, not g1$",
+    )
+
+
+def test_a_grid_worker_acts_in_their_own_grid(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.append(kit.award("h2", 4, by="grid1"))
+    ledger.post("household.register", kit.household_body("h4", "g1"), by="grid1")
+    ledger.post("household.update", {"household": "h4", "number": "g1-44"}, by="grid1")
+    ledger.append(kit.award("h3", 4, by="grid2"))
+    assert (balance(ledger, H2), balance(ledger, "household:h3")) == (4, 4)
+
+
+# Keys: the committee adds them; a member may revoke their own ----------------------------------------
+
+
+@pytest.mark.parametrize("member", ["supervisor", "grid1"])
+def test_only_the_committee_adds_keys(refuse: Callable[..., EntryError], kit: Kit, member: str) -> None:
+    for owner in (member, "intake"):  # their own key, or another member's
+        entry = kit.sign(
+            "key.add", {"member": owner, "key": kit.new_key(f"{owner}-phone-{member}")}, by=member
+        )
+        role = "supervisor" if member == "supervisor" else "grid_worker"
+        refuse(entry, NotAuthorised, f"^a member with role {role} may not sign key.add$")
+
+
+def test_a_member_may_revoke_their_own_key(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.post("key.add", {"member": "supervisor", "key": kit.new_key("supervisor-phone")}, by="secretary")
+    ledger.post(
+        "key.revoke", {"key": kit.key_b64("supervisor"), "reason": "旧手机丢失"}, by="supervisor-phone"
+    )
+    assert ledger.state.keys[kit.public("supervisor")].revoked_at == len(ledger.entries) - 1
+    assert ledger.state.keys[kit.public("supervisor-phone")].revoked_at is None
+
+
+def test_a_member_may_not_revoke_another_members_key(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    entry = kit.sign("key.revoke", {"key": kit.key_b64("grid1"), "reason": "恶意"}, by="supervisor")
+    error = refuse(entry, NotAuthorised, r"^only the committee may revoke another member's keys \(grid1\)$")
+    assert error.field == "entry.body.key"
+
+
+def test_revoking_an_unregistered_key_is_refused(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    entry = kit.sign("key.revoke", {"key": kit.key_b64("stranger"), "reason": "x"}, by="supervisor")
+    refuse(entry, RuleViolation, f"^key {key_pattern(kit, 'stranger')} is not registered$")
+
+
+def test_the_committee_may_add_and_revoke_anyones_key(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.post("key.add", {"member": "grid1", "key": kit.new_key("grid1-phone")}, by="secretary")
+    ledger.post("key.revoke", {"key": kit.key_b64("grid1"), "reason": "手机丢失"}, by="secretary")
+    ledger.append(kit.award("h2", 2, by="grid1-phone"))
+    assert balance(ledger, H2) == 2, "the new key signs for grid1"
+
+
+def test_a_key_cannot_be_registered_twice(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    refuse(
+        kit.sign("key.add", {"member": "secretary", "key": kit.key_b64("grid1")}),
+        RuleViolation,
+        f"^key {key_pattern(kit, 'grid1')} is already registered$",
+    )
+
+
+# (5) Conflicts of interest -------------------------------------------------------------------------------
+
+CONFLICT = (
+    "^member chen belongs to household h1: points for it need a cosignature from another committee member$"
+)
+
+
+@pytest.fixture
+def chen_phone(ledger: MemoryLedger, kit: Kit) -> str:
+    """A second key of chen's, registered."""
+    ledger.post("key.add", {"member": "chen", "key": kit.new_key("chen-phone")})
+    return "chen-phone"
+
+
+@pytest.fixture
+def chens_wife(ledger: MemoryLedger, kit: Kit) -> str:
+    """Another committee member of household h1."""
+    ledger.post(
+        "member.add",
+        {
+            "member": "chenwife",
+            "name": "林芳",
+            "roles": ["committee"],
+            "household": "h1",
+            "key": kit.new_key("chenwife"),
+        },
+    )
+    return "chenwife"
+
+
+def test_points_for_ones_own_household_need_a_cosigner(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    error = refuse(kit.award("h1", by="chen"), NotAuthorised, CONFLICT)
+    assert error.field == "entry.cosigner"
+
+
+def test_the_cosigner_is_not_the_same_member(
+    refuse: Callable[..., EntryError], kit: Kit, chen_phone: str
+) -> None:
+    refuse(
+        kit.award("h1", by="chen", cosigner=chen_phone),
+        NotAuthorised,
+        "^the cosigner must be a different member from the author$",
+    )
+
+
+def test_the_cosigner_is_a_committee_member(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    refuse(
+        kit.award("h1", by="chen", cosigner="grid1"),
+        NotAuthorised,
+        "^the cosigner grid1 is not a committee member$",
+    )
+
+
+def test_the_cosigner_is_not_of_the_same_household(
+    refuse: Callable[..., EntryError], kit: Kit, chens_wife: str
+) -> None:
+    refuse(
+        kit.award("h1", by="chen", cosigner=chens_wife),
+        NotAuthorised,
+        "^the cosigner chenwife also belongs to household h1$",
+    )
+    refuse(
+        kit.award("h1", by="secretary", cosigner="chen"),
+        NotAuthorised,
+        "^the cosigner chen also belongs to household h1$",
+    )
+
+
+def test_a_committee_cosignature_resolves_the_conflict(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.append(kit.award("h1", 4, by="chen", cosigner="founder"))
+    assert balance(ledger, "household:h1") == 4
+
+
+def test_points_for_another_household_need_no_cosigner(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.append(kit.award("h2", 4, by="chen"))
+    assert balance(ledger, H2) == 4
+
+
+@pytest.fixture
+def h1_award(ledger: MemoryLedger, kit: Kit) -> Entry:
+    """10 morality points for h1, by the founder (no conflict)."""
+    return ledger.append(kit.award("h1", 10))
+
+
+@pytest.mark.parametrize("kind", ["points.award", "points.deduct", "points.redeem", "points.reverse"])
+def test_the_conflict_rule_covers_every_points_kind(
+    ledger: MemoryLedger, kit: Kit, h1_award: Entry, kind: str
+) -> None:
+    body = {
+        "points.award": {"household": "h1", "rule": "M-01", "amount": 2, "reason": "x"},
+        "points.deduct": {"household": "h1", "rule": "D-01", "amount": 5, "reason": "x"},
+        "points.redeem": {"household": "h1", "amount": 3, "item": "香皂", "quantity": 1},
+        "points.reverse": {"entry": h1_award.id, "reason": "x"},  # the reversed entry's household counts
+    }[kind]
+    refused(ledger.state, kit.sign(kind, body, by="chen"), NotAuthorised, CONFLICT)
+    ledger.append(kit.sign(kind, body, by="chen", cosigner="founder"))
+
+
+# (6) Rules of each kind: points --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule", "amount", "expected"),
+    [("M-01", 11, "between 1 and 10"), ("M-05", 49, "exactly 50"), ("M-05", 51, "exactly 50")],
+)
+def test_an_amount_outside_the_rule_is_refused(
+    refuse: Callable[..., EntryError], kit: Kit, rule: str, amount: int, expected: str
+) -> None:
+    error = refuse(
+        kit.award("h2", amount, rule=rule, evidence=[EVIDENCE]),
+        RuleViolation,
+        f"^amount {amount} is outside rule {rule}: {expected}$",
+    )
+    assert error.field == "entry.body.amount"
+
+
+def test_a_deduction_has_its_rules_amount(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    entry = kit.sign("points.deduct", {"household": "h2", "rule": "D-01", "amount": 6, "reason": "x"})
+    refuse(entry, RuleViolation, "^amount 6 is outside rule D-01: exactly 5$")
+
+
+def test_a_rule_may_require_evidence(ledger: MemoryLedger, kit: Kit) -> None:
+    error = refused(
+        ledger.state,
+        kit.award("h2", 50, rule="M-05"),
+        RuleViolation,
+        r"^rule M-05 requires evidence \(a photo or document hash\)$",
+    )
+    assert error.field == "entry.body.evidence"
+    refused(ledger.state, kit.award("h2", 50, rule="M-05", evidence=[]), RuleViolation, "requires evidence")
+    ledger.append(kit.award("h2", 50, rule="M-05", evidence=[EVIDENCE]))
+    assert balance(ledger, H2) == 50
+
+
+def test_a_retired_rule_awards_nothing(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.post("rule.retire", {"rule": "M-01", "reason": "细则修订"})
+    at = len(ledger.entries) - 1
+    refused(ledger.state, kit.award("h2", 3), RuleViolation, f"^rule M-01 was retired at index {at}$")
+    refused(
+        ledger.state,
+        kit.sign("rule.retire", {"rule": "M-01", "reason": "again"}),
+        RuleViolation,
+        f"^rule M-01 was already retired at index {at}$",
+    )
+
+
+def test_an_award_cannot_use_a_deduction_rule(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    refuse(
+        kit.award("h2", 5, rule="D-01"), RuleViolation, "^rule D-01 is for points.deduct, not points.award$"
+    )
+
+
+def test_a_deduction_cannot_use_an_award_rule(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    entry = kit.sign("points.deduct", {"household": "h2", "rule": "M-01", "amount": 5, "reason": "x"})
+    refuse(entry, RuleViolation, "^rule M-01 is for points.award, not points.deduct$")
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "message", "field"),
+    [
+        pytest.param(
+            "points.award",
+            {"household": "h9", "rule": "M-01", "amount": 1, "reason": "x"},
+            "^household 'h9' is not registered$",
+            "entry.body.household",
+            id="household",
+        ),
+        pytest.param(
+            "points.redeem",
+            {"household": "h9", "amount": 1, "item": "香皂", "quantity": 1},
+            "^household 'h9' is not registered$",
+            "entry.body.household",
+            id="household to redeem",
+        ),
+        pytest.param(
+            "household.update",
+            {"household": "h9", "number": "9"},
+            "^household 'h9' is not registered$",
+            "entry.body.household",
+            id="household to update",
+        ),
+        pytest.param(
+            "points.award",
+            {"household": "h2", "rule": "X-99", "amount": 1, "reason": "x"},
+            "^rule X-99 does not exist$",
+            "entry.body.rule",
+            id="rule",
+        ),
+        pytest.param(
+            "rule.retire",
+            {"rule": "X-99", "reason": "x"},
+            "^rule X-99 does not exist$",
+            "entry.body.rule",
+            id="rule to retire",
+        ),
+        pytest.param(
+            "household.register",
+            Kit.household_body("h4", "g9"),
+            "^grid 'g9' is not defined$",
+            "entry.body.grid",
+            id="grid",
+        ),
+        pytest.param(
+            "household.update",
+            {"household": "h2", "grid": "g9"},
+            "^grid 'g9' is not defined$",
+            "entry.body.grid",
+            id="grid to move to",
+        ),
+        pytest.param(
+            "member.role",
+            {"member": "nobody", "roles": ["intake"]},
+            "^member 'nobody' does not exist$",
+            "entry.body.member",
+            id="member",
+        ),
+    ],
+)
+def test_an_unknown_target_is_refused(
+    refuse: Callable[..., EntryError], kit: Kit, kind: str, body: dict[str, Any], message: str, field: str
+) -> None:
+    assert refuse(kit.sign(kind, body), RuleViolation, message).field == field
+
+
+def test_a_key_for_an_unknown_member_is_refused(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    refuse(
+        kit.sign("key.add", {"member": "nobody", "key": kit.key_b64("stranger")}),
+        RuleViolation,
+        "^member 'nobody' does not exist$",
+    )
+
+
+def test_a_member_in_an_unknown_grid_is_refused(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    body = {
+        "member": "newbie",
+        "name": "新人",
+        "roles": ["grid_worker"],
+        "grid": "g9",
+        "key": kit.key_b64("stranger"),
+    }
+    refuse(kit.sign("member.add", body), RuleViolation, "^grid 'g9' is not defined$")
+
+
+def test_existing_things_are_not_created_again(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    refuse(
+        kit.sign("grid.define", {"grid": "g1", "name": "一组"}),
+        RuleViolation,
+        "^grid 'g1' is already defined$",
+    )
+    refuse(
+        kit.sign("household.register", kit.household_body("h1", "g1")),
+        RuleViolation,
+        "^household 'h1' is already registered$",
+    )
+    refuse(
+        kit.sign("member.add", {**kit.member_body("grid1"), "key": kit.key_b64("stranger")}),
+        RuleViolation,
+        "^member 'grid1' already exists$",
+    )
+
+
+def test_a_redemption_cannot_exceed_the_balance(ledger: MemoryLedger, kit: Kit) -> None:
+    def redeem(amount: int) -> Entry:
+        return kit.sign(
+            "points.redeem", {"household": "h2", "amount": amount, "item": "洗衣粉", "quantity": 1}
+        )
+
+    refused(ledger.state, redeem(1), RuleViolation, "^household h2 has 0 morality points, cannot redeem 1$")
+    ledger.append(kit.award("h2", 7))
+    refused(ledger.state, redeem(8), RuleViolation, "^household h2 has 7 morality points, cannot redeem 8$")
+    ledger.append(redeem(7))
+    assert (balance(ledger, H2), balance(ledger, SUPERMARKET)) == (0, 7)
+
+
+def test_credit_points_cannot_be_redeemed(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.append(kit.award("h2", 10, rule="C-01"))
+    refused(
+        ledger.state,
+        kit.sign("points.redeem", {"household": "h2", "amount": 1, "item": "香皂", "quantity": 1}),
+        RuleViolation,
+        "^household h2 has 0 morality points, cannot redeem 1$",
+    )
+
+
+def test_a_deduction_may_make_a_balance_negative(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.post("points.deduct", {"household": "h2", "rule": "D-01", "amount": 5, "reason": "乱堆乱放"})
+    assert (balance(ledger, H2), balance(ledger, ISSUER)) == (-5, 5)
+    refused(
+        ledger.state,
+        kit.sign("points.redeem", {"household": "h2", "amount": 1, "item": "香皂", "quantity": 1}),
+        RuleViolation,
+        "^household h2 has -5 morality points, cannot redeem 1$",
+    )
+
+
+# Reversals -----------------------------------------------------------------------------------------------
+
+
+def reverse(kit: Kit, target: str, **body: Any) -> Entry:
+    return kit.sign("points.reverse", {"entry": target, "reason": "录入错误", **body}, by="supervisor")
+
+
+def test_a_reversal_restores_both_balances(ledger: MemoryLedger, kit: Kit, awarded: Entry) -> None:
+    assert (balance(ledger, H2), balance(ledger, ISSUER)) == (10, -10)
+    ledger.append(reverse(kit, awarded.id))
+    assert (balance(ledger, H2), balance(ledger, ISSUER)) == (0, 0)
+
+
+def test_a_reversed_redemption_returns_the_points(ledger: MemoryLedger, kit: Kit, awarded: Entry) -> None:
+    redemption = ledger.post(
+        "points.redeem", {"household": "h2", "amount": 4, "item": "洗衣粉", "quantity": 2}
+    )
+    ledger.append(reverse(kit, redemption.id))
+    assert (balance(ledger, H2), balance(ledger, SUPERMARKET)) == (10, 0)
+
+
+def test_a_reversal_of_a_missing_entry_is_refused(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    error = refuse(reverse(kit, MISSING_ID), RuleViolation, f"^entry {MISSING_ID} is not in the log$")
+    assert error.field == "entry.body.entry"
+
+
+def test_only_points_entries_are_reversed(ledger: MemoryLedger, kit: Kit) -> None:
+    grid = ledger.entries[1]
+    assert grid.kind == "grid.define"
+    refused(
+        ledger.state,
+        reverse(kit, grid.id),
+        RuleViolation,
+        f"^entry {grid.id} is not a points award, deduction or redemption$",
+    )
+
+
+def test_a_reversal_is_not_reversed(ledger: MemoryLedger, kit: Kit, awarded: Entry) -> None:
+    reversal = ledger.append(reverse(kit, awarded.id))
+    refused(
+        ledger.state,
+        reverse(kit, reversal.id),
+        RuleViolation,
+        f"^entry {reversal.id} is itself a reversal and cannot be reversed$",
+    )
+
+
+def test_an_entry_is_reversed_once(ledger: MemoryLedger, kit: Kit, awarded: Entry) -> None:
+    first = ledger.append(reverse(kit, awarded.id))
+    refused(
+        ledger.state,
+        reverse(kit, awarded.id),
+        RuleViolation,
+        f"^entry {awarded.id} was already reversed by {first.id}$",
+    )
+
+
+def test_a_reversal_for_a_complaint_names_its_receipt(ledger: MemoryLedger, kit: Kit, awarded: Entry) -> None:
+    error = refused(
+        ledger.state,
+        reverse(kit, awarded.id, case=RECEIPT),
+        RuleViolation,
+        f"^complaint receipt {RECEIPT} is not in the log$",
+    )
+    assert error.field == "entry.body.case"
+    ledger.post("complaint.receipt", {"receipt": RECEIPT, "commitment": "cd" * 32}, by="intake")
+    ledger.append(reverse(kit, awarded.id, case=RECEIPT))
+    assert balance(ledger, H2) == 0
+
+
+def test_a_complaint_receipt_is_recorded_once(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.post("complaint.receipt", {"receipt": RECEIPT, "commitment": "cd" * 32}, by="intake")
+    again = kit.sign("complaint.receipt", {"receipt": RECEIPT, "commitment": "ef" * 32}, by="supervisor")
+    refused(ledger.state, again, RuleViolation, f"^complaint receipt {RECEIPT} is already in the log$")
+
+
+# Rules, committee ----------------------------------------------------------------------------------------
+
+M01 = {
+    "rule": "M-01",
+    "title_zh": "垃圾分类",
+    "title_en": "Garbage sorting",
+    "ledger": "morality",
+    "direction": "award",
+    "min": 1,
+    "max": 20,
+    "evidence_required": False,
+}
+
+
+def test_a_new_version_of_a_rule_replaces_it(ledger: MemoryLedger, kit: Kit) -> None:
+    assert ledger.state.rules["M-01"].version == 1
+    refused(ledger.state, kit.award("h2", 15), RuleViolation, "between 1 and 10")
+    ledger.post("rule.publish", M01)
+    assert ledger.state.rules["M-01"].version == 2
+    ledger.append(kit.award("h2", 15))
+    assert balance(ledger, H2) == 15
+
+
+@pytest.mark.parametrize(
+    "change", [{"ledger": "credit"}, {"direction": "deduct"}], ids=["ledger", "direction"]
+)
+def test_a_new_version_keeps_ledger_and_direction(
+    refuse: Callable[..., EntryError], kit: Kit, change: dict[str, str]
+) -> None:
+    error = refuse(
+        kit.sign("rule.publish", {**M01, **change}),
+        RuleViolation,
+        "^a new version of rule M-01 must keep ledger morality and direction award$",
+    )
+    assert error.field == "entry.body.ledger"
+
+
+@pytest.fixture
+def founder_only(standard: MemoryLedger, kit: Kit) -> MemoryLedger:
+    """A village whose only member is the founder."""
+    return MemoryLedger.replay(kit, standard.entries[:1])
+
+
+def test_the_last_committee_key_cannot_be_revoked(founder_only: MemoryLedger, kit: Kit) -> None:
+    refused(
+        founder_only.state,
+        kit.sign("key.revoke", {"key": kit.key_b64("founder"), "reason": "离任"}),
+        RuleViolation,
+        "^the village would be left with no active committee key$",
+    )
+
+
+def test_the_last_committee_member_keeps_the_role(founder_only: MemoryLedger, kit: Kit) -> None:
+    refused(
+        founder_only.state,
+        kit.sign("member.role", {"member": "founder", "roles": ["supervisor"]}),
+        RuleViolation,
+        "^the village would be left with no active committee key$",
+    )
+
+
+def test_a_committee_member_may_go_while_another_remains(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.post("key.revoke", {"key": kit.key_b64("chen"), "reason": "离任"})
+    ledger.post("member.role", {"member": "secretary", "roles": ["supervisor"]})
+    refused(
+        ledger.state,
+        kit.sign("key.revoke", {"key": kit.key_b64("founder"), "reason": "离任"}),
+        RuleViolation,
+        "^the village would be left with no active committee key$",
+    )
+
+
+def test_a_non_canonical_key_in_a_body_is_malformed(ledger: MemoryLedger, kit: Kit) -> None:
+    # apply promises an EntryError (the append path positions only EntryErrors within a batch); wherever
+    # the key is checked, signing or applying, the refusal is a MalformedEntry naming the field.
+    before = snapshot(ledger.state)
+    with pytest.raises(MalformedEntry, match="base64") as caught:
+        apply(ledger.state, kit.sign("key.revoke", {"key": "A" * 42 + "B=", "reason": "x"}, by="supervisor"))
+    assert caught.value.field == "entry.body.key"
+    assert snapshot(ledger.state) == before
+
+
+# Accounting ----------------------------------------------------------------------------------------------
+
+
+def ledger_totals(state: State) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for (_, book), amount in state.balances.items():
+        totals[book] = totals.get(book, 0) + amount
+    return totals
+
+
+def test_every_ledger_sums_to_zero_after_ordinary_activity(ledger: MemoryLedger, kit: Kit) -> None:
+    for entry in kit.activity(rounds=4):
+        ledger.append(entry)
+    check_accounts_balance(ledger.state)
+    assert set(ledger_totals(ledger.state)) == {"morality", "credit"}
+    assert all(total == 0 for total in ledger_totals(ledger.state).values())
+
+
+def test_an_unbalanced_ledger_is_reported(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.state.balances[(H2, "credit")] = 3
+    with pytest.raises(RuleViolation, match="^the credit accounts sum to 3, not zero$"):
+        check_accounts_balance(ledger.state)
+
+
+# Property: any sequence of points entries ----------------------------------------------------------------
+
+# Weighted towards entries that may be accepted, so that both outcomes are exercised often.
+SIGNERS_FOR = {
+    "points.reverse": [
+        "supervisor",
+        "founder",
+        "secretary",
+        "supervisor",
+        "chen",
+        "grid1",
+        "auditor",
+        "stranger",
+    ],
+    "other": [
+        "founder",
+        "secretary",
+        "grid1",
+        "grid2",
+        "grid1",
+        "grid2",
+        "chen",
+        "supervisor",
+        "auditor",
+        "stranger",
+    ],
+}
+COSIGNERS = [None] * 8 + ["founder", "secretary", "chen", "grid1"]
+RULES_FOR = {
+    "points.award": ["M-01", "M-01", "M-05", "C-01", "D-01", "X-99"],
+    "points.deduct": ["D-01", "D-01", "D-01", "M-01"],
+}
+RULE_AMOUNT = {"M-01": 3, "M-05": 50, "D-01": 5, "C-01": 10, "X-99": 1}
+
+operations = st.lists(
+    st.fixed_dictionaries(
+        {
+            "kind": st.sampled_from(["points.award", "points.deduct", "points.redeem", "points.reverse"]),
+            "by": st.integers(min_value=0, max_value=9),
+            "cosigner": st.sampled_from(COSIGNERS),
+            "household": st.sampled_from(["h1", "h2", "h2", "h3", "h3", "h9"]),
+            "rule": st.integers(min_value=0, max_value=5),
+            "amount": st.none() | st.sampled_from([1, 5, 10, 11, 50]),  # None: the rule's own amount
+            "evidence": st.booleans(),
+            "target": st.integers(min_value=0, max_value=100),
+        }
+    ),
+    max_size=30,
+)
+
+
+def build(kit: Kit, ledger: MemoryLedger, op: dict[str, Any]) -> Entry:
+    """The entry ``op`` describes. A reversal targets an earlier points entry, or else the last entry of the
+    setup (a rule) or a missing id."""
+    kind, household = op["kind"], op["household"]
+    signers = SIGNERS_FOR.get(kind, SIGNERS_FOR["other"])
+    by = signers[op["by"] % len(signers)]
+    if kind == "points.reverse":
+        points = [e.id for e in ledger.entries if e.kind.startswith("points.")]
+        candidates = points + [ledger.entries[-1].id, MISSING_ID]
+        body: dict[str, Any] = {"entry": candidates[op["target"] % len(candidates)], "reason": "复核"}
+    elif kind == "points.redeem":
+        body = {"household": household, "amount": op["amount"] or 4, "item": "香皂", "quantity": 1}
+    else:
+        rules = RULES_FOR[kind]
+        rule = rules[op["rule"] % len(rules)]
+        body = {
+            "household": household,
+            "rule": rule,
+            "amount": op["amount"] or RULE_AMOUNT[rule],
+            "reason": "随机",
+        }
+        if op["evidence"]:
+            body["evidence"] = [EVIDENCE]
+    cosigner = op["cosigner"] if op["cosigner"] != by else None
+    return kit.sign(kind, body, by=by, cosigner=cosigner)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=operations)
+def test_any_points_sequence_keeps_the_books(standard: MemoryLedger, ops: list[dict[str, Any]]) -> None:
+    kit = standard.kit.copy()
+    ledger = standard.copy(kit)
+    ledger.append(kit.award("h2", 10))  # something to redeem
+    ledger.append(kit.award("h3", 10))
+    accepted: list[Entry] = []
+    for op in ops:
+        entry = build(kit, ledger, op)
+        before = snapshot(ledger.state)
+        try:
+            ledger.append(entry)  # anything but an EntryError fails the test
+        except EntryError:
+            assert snapshot(ledger.state) == before, "a refused entry changes nothing"
+        else:
+            accepted.append(entry)
+            if entry.kind == "points.redeem":
+                assert ledger.state.balance(f"household:{entry.body['household']}", "morality") >= 0, (
+                    "no redemption takes a balance below zero"
+                )
+        check_accounts_balance(ledger.state)
+        assert all(total == 0 for total in ledger_totals(ledger.state).values())
+    fresh = MemoryLedger.replay(kit, ledger.entries)
+    assert snapshot(fresh.state) == snapshot(ledger.state), (
+        "replaying the accepted entries reaches the same state"
+    )
+    assert ledger.entries[len(ledger.entries) - len(accepted) :] == accepted, (
+        "the log holds what was accepted"
+    )
