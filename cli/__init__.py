@@ -8,6 +8,8 @@ storage inside their bodies.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +23,17 @@ if TYPE_CHECKING:
     from storage import Store
 
 
-def _store() -> Store:
+@contextmanager
+def _store() -> Iterator[Store]:
+    """The store of VILLAGELEDGER_DATABASE_URL; its engine is disposed when the command ends."""
     from storage import Store, make_engine
     from storage.db import log_key_passphrase
 
-    return Store(make_engine(), log_key_passphrase=log_key_passphrase())
+    engine = make_engine()
+    try:
+        yield Store(engine, log_key_passphrase=log_key_passphrase())
+    finally:
+        engine.dispose()
 
 
 def _fail(message: str) -> None:
@@ -71,8 +79,7 @@ def verify(bundle: Path, log_keys: tuple[str, ...], known: tuple[Path, ...], wor
             report = verify_bundle(lines, trusted, known=kept, workers=workers, progress=bar.update)
         except VerificationError as exc:
             bar.close()
-            where = f"entry {exc.index}" if exc.index is not None else "bundle"
-            _fail(f"{where}{f' ({exc.kind})' if exc.kind else ''}: {exc}")
+            _fail(str(exc))
             return
     click.echo(f"ok: {report.summary()}")
 
@@ -152,10 +159,10 @@ def db() -> None:
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Apply every Alembic migration to VILLAGELEDGER_DATABASE_URL."""
-    from storage import make_engine
     from storage.migrate import upgrade
 
-    upgrade(make_engine())
+    with _store() as store:
+        upgrade(store.engine)
     click.echo("database is at the latest schema")
 
 
@@ -164,27 +171,27 @@ def db_upgrade() -> None:
 @click.option("--events", default=3000, show_default=True, help="Points entries to generate.")
 def demo(households: int, events: int) -> None:
     """Create the demo village (slug demo), if it does not exist yet. Migrates the database first."""
-    from storage import make_engine
     from storage.db import instance_path
     from storage.demo import DEMO_PASSPHRASE, build_demo
     from storage.migrate import upgrade
 
-    upgrade(make_engine())
-    store = _store()
     folder = instance_path() / "demo-keys"
-    created = build_demo(store, folder, households=households, events=events)
-    size = store.size("demo")
+    with _store() as store:
+        upgrade(store.engine)
+        created = build_demo(store, folder, households=households, events=events)
+        size, log_key = store.size("demo"), store.verifier_keys("demo")[-1]
     state = "created" if created else "already exists"
     click.echo(f"demo village {state}: {size} entries; member keys in {folder} (passphrase: {DEMO_PASSPHRASE.decode()})")
-    click.echo(f"log key: {store.verifier_keys('demo')[-1]}")
+    click.echo(f"log key: {log_key}")
 
 
 @main.command("log-key")
 @click.argument("village")
 def log_key(village: str) -> None:
     """Print the village's note verifier keys (one a line, current last)."""
-    for key in _guard(lambda: _store().verifier_keys(village)):
-        click.echo(key)
+    with _store() as store:
+        for key in _guard(lambda: store.verifier_keys(village)):
+            click.echo(key)
 
 
 @main.command()
@@ -192,20 +199,50 @@ def log_key(village: str) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def export(village: str, output: Path) -> None:
     """Write the village's self-contained audit bundle to OUTPUT (streamed)."""
-    store = _store()
-    count = 0
-    with output.open("wb") as handle:
-        for line in _guard(lambda: store.export(village)):
-            handle.write(line)
-            count += 1
+    with _store() as store:
+        lines = store.export(village)
+        first = _guard(lambda: next(lines))  # an unknown village fails here, before the file is created
+        count = 1
+        with output.open("wb") as handle:
+            handle.write(first)
+            for line in lines:
+                handle.write(line)
+                count += 1
     click.echo(f"wrote {output} ({count} lines)")
+
+
+@main.command()
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--log-key", "log_keys", multiple=True, required=True,
+              help="The village's note verifier key(s), obtained out of band; the bundle must verify with them.")
+@click.option("--signing-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The village's log private key from a backup (passphrase in VILLAGELEDGER_SIGNING_KEY_PASSPHRASE); "
+                   "without it a new log key signs future checkpoints (a rotation).")
+def restore(bundle: Path, log_keys: tuple[str, ...], signing_key: Path | None) -> None:
+    """Verify BUNDLE, then load it as a new village into VILLAGELEDGER_DATABASE_URL (any backend)."""
+    import os
+
+    try:
+        trusted = [keys.parse_verifier_key(k) for k in log_keys]
+        key = None
+        if signing_key is not None:
+            passphrase = os.environ.get("VILLAGELEDGER_SIGNING_KEY_PASSPHRASE") or click.prompt(
+                f"passphrase for {signing_key}", hide_input=True)
+            key = keys.load_private_key(signing_key, passphrase.encode())
+        with _store() as store:
+            report = store.restore(bundle, trusted, log_key=key)
+    except LedgerError as exc:
+        _fail(str(exc))
+        return
+    click.echo(f"restored: {report.summary()}")
 
 
 @main.command()
 @click.argument("village")
 def check(village: str) -> None:
     """Self-check: re-derive the tree and balances from the stored entries and compare."""
-    report = _guard(lambda: _store().check(village))
+    with _store() as store:
+        report = _guard(lambda: store.check(village))
     click.echo(f"ok: {report.summary()}")
 
 
@@ -213,7 +250,8 @@ def check(village: str) -> None:
 @click.argument("village")
 def rebuild(village: str) -> None:
     """Recompute the derived tables (households, balances, members...) from the entries."""
-    _guard(lambda: _store().rebuild(village))
+    with _store() as store:
+        _guard(lambda: store.rebuild(village))
     click.echo(f"derived tables of {village} rebuilt")
 
 
@@ -222,7 +260,8 @@ def rebuild(village: str) -> None:
 @click.argument("household")
 def erase(village: str, household: str) -> None:
     """Erase a household's personal data (PIPL). Signatures, proofs and balances stay verifiable."""
-    erased = _guard(lambda: _store().erase_private(village, household))
+    with _store() as store:
+        erased = _guard(lambda: store.erase_private(village, household))
     click.echo("erased" if erased else "nothing to erase")
 
 

@@ -20,14 +20,15 @@ class Village(SQLModel, table=True):
 
 
 class LogKey(SQLModel, table=True):
-    """A village's checkpoint-signing key. The private key is stored only as encrypted PKCS#8."""
+    """A village's checkpoint-signing key. The private key is stored only as encrypted PKCS#8; a key known
+    only by its public half (an old key of a restored village) has no ``encrypted_pem`` and is retired."""
 
     __tablename__ = "log_keys"
     id: int | None = Field(default=None, primary_key=True)
     village_id: int = Field(foreign_key="villages.id", index=True)
     name: str = Field(max_length=200)
     public: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
-    encrypted_pem: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    encrypted_pem: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     created: str = Field(max_length=20)
     retired: str | None = Field(default=None, max_length=20)
 

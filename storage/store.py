@@ -18,6 +18,7 @@ import json
 import secrets
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +47,7 @@ from ledger.state import (
 from ledger.verify import Report, verify_bundle
 
 from . import models as m
-from .db import is_sqlite, read_session, write_session
+from .db import read_session, write_session
 
 
 class StorageError(LedgerError):
@@ -199,6 +200,7 @@ class Store:
         cached = self._signers.get(village_id)
         if cached is None or cached[0] != row.id:
             assert row.id is not None
+            assert row.encrypted_pem is not None, "the active log key always has its private half"
             cached = (row.id, row.name, keys.SigningKey.from_encrypted_pem(row.encrypted_pem, self._passphrase))
             self._signers[village_id] = cached
         return cached[1], cached[2]
@@ -270,9 +272,13 @@ class Store:
             return None
         for position, entry in enumerate(entries):
             row = rows.get(entry.id)
-            if row is None or row.leaf != entry.leaf:
-                reason = "was not in the earlier batch" if row is None else "reuses the id of a different entry"
-                raise _positioned(Replay(f"entry {entry.id} {reason} already in the log", field="entry.id"), position)
+            if row is not None and row.leaf != entry.leaf:
+                raise _positioned(Replay(f"entry {entry.id} reuses the id of a different entry already in the log",
+                                         field="entry.id"), position)
+        if len(rows) != len(entries):
+            position, entry = next((p, e) for p, e in enumerate(entries) if e.id in rows)
+            raise _positioned(Replay(f"entry {entry.id} is already in the log; a batch is re-posted whole or not at all",
+                                     field="entry.id"), position)
         results = []
         for entry in entries:
             row = rows[entry.id]
@@ -420,20 +426,16 @@ class Store:
             upcoming = next(pending, None)
             attachments: set[str] = set()
             size = 0
-            rows = session.execute(
-                select(m.EntryRow.idx, m.EntryRow.kind, m.EntryRow.leaf)
-                .where(m.EntryRow.village_id == village.id)
-                .order_by(m.EntryRow.idx)
-                .execution_options(yield_per=2000)
-            )
-            for _, kind, leaf in rows:
-                yield bundle.entry_line(leaf)
-                size += 1
-                if kind in ("affair.publish", "points.award", "points.deduct"):
-                    attachments.update(bundle.attachment_hashes(json.loads(leaf)["entry"]["body"]))
-                while upcoming is not None and upcoming[0] <= size:
-                    yield bundle.checkpoint_line(upcoming[1])
-                    upcoming = next(pending, None)
+            query = select(m.EntryRow.kind, m.EntryRow.leaf).where(m.EntryRow.village_id == village.id).order_by(m.EntryRow.idx)
+            with _streamed(session, query) as rows:
+                for kind, leaf in rows:
+                    yield bundle.entry_line(leaf)
+                    size += 1
+                    if kind in ("affair.publish", "points.award", "points.deduct"):
+                        attachments.update(bundle.attachment_hashes(json.loads(leaf)["entry"]["body"]))
+                    while upcoming is not None and upcoming[0] <= size:
+                        yield bundle.checkpoint_line(upcoming[1])
+                        upcoming = next(pending, None)
             balances = session.execute(
                 select(m.BalanceRow.ledger, m.BalanceRow.account, m.BalanceRow.amount)
                 .where(m.BalanceRow.village_id == village.id)
@@ -455,23 +457,23 @@ class Store:
     def _check_rows(self, slug: str) -> None:
         with read_session(self.engine) as session:
             village = self.village_row(session, slug)
-            leaves = session.execute(
+            query = (
                 select(m.EntryRow.idx, m.EntryRow.kind, m.EntryRow.leaf, m.EntryRow.leaf_hash, m.TreeNode.hash)
-                .join(m.TreeNode, (m.TreeNode.village_id == m.EntryRow.village_id) & (m.TreeNode.level == 0) & (m.TreeNode.idx == m.EntryRow.idx), isouter=True)
+                .join(m.TreeNode, (m.TreeNode.village_id == m.EntryRow.village_id) & (m.TreeNode.level == 0)
+                      & (m.TreeNode.idx == m.EntryRow.idx), isouter=True)
                 .where(m.EntryRow.village_id == village.id)
                 .order_by(m.EntryRow.idx)
-                .execution_options(yield_per=2000)
             )
-            expected = 0
-            for idx, kind, leaf, leaf_hash, node_hash in leaves:
-                if idx != expected:
-                    raise VerificationError(f"entry {expected} is missing (the next stored entry is {idx})", index=expected)
-                recomputed = merkle.hash_leaf(leaf)
-                if recomputed != leaf_hash or recomputed != node_hash:
-                    raise VerificationError(
-                        f"entry {idx} ({kind}): stored bytes do not match the leaf hash recorded in the tree", index=idx, kind=kind
-                    )
-                expected += 1
+            with _streamed(session, query) as rows:
+                for expected, (idx, kind, leaf, leaf_hash, node_hash) in enumerate(rows):
+                    if idx != expected:
+                        raise VerificationError(f"entry {expected} is missing (the next stored entry is {idx})", index=expected)
+                    recomputed = merkle.hash_leaf(leaf)
+                    if recomputed != leaf_hash or recomputed != node_hash:
+                        raise VerificationError(
+                            f"entry {idx} ({kind}): stored bytes do not match the leaf hash recorded in the tree",
+                            index=idx, kind=kind,
+                        )
 
     def rebuild(self, slug: str) -> None:
         """Recompute every derived table of the village from its entries (replacing what is there)."""
@@ -479,11 +481,10 @@ class Store:
             village = self.village_row(session, slug, lock=True)
             assert village.id is not None
             state = State()
-            leaves = session.execute(
-                select(m.EntryRow.leaf).where(m.EntryRow.village_id == village.id).order_by(m.EntryRow.idx).execution_options(yield_per=2000)
-            ).scalars()
-            for leaf in leaves:
-                apply(state, decode_leaf(leaf))
+            query = select(m.EntryRow.leaf).where(m.EntryRow.village_id == village.id).order_by(m.EntryRow.idx)
+            with _streamed(session, query) as leaves:
+                for (leaf,) in leaves:
+                    apply(state, decode_leaf(leaf))
             for name in reversed(m.DERIVED_TABLES):
                 model = _DERIVED_MODELS[name]
                 session.execute(delete(model).where(model.village_id == village.id))  # type: ignore[attr-defined]
@@ -544,6 +545,28 @@ _DERIVED_MODELS: dict[str, Any] = {
     "rules": m.RuleRow,
     "balances": m.BalanceRow,
 }
+
+
+@contextmanager
+def _streamed(session: Session, query: Any) -> Iterator[Any]:
+    """Rows of ``query`` fetched in batches (a server-side cursor on PostgreSQL), closed when the block
+    ends, however it ends."""
+    result = session.execute(query.execution_options(yield_per=2000))
+    try:
+        yield result
+    finally:
+        result.close()
+
+
+def _batched(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _positioned(error: EntryError, position: int) -> EntryError:

@@ -105,7 +105,7 @@ def upgrade() -> None:
     sa.Column('village_id', sa.Integer(), nullable=False),
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('public', sa.LargeBinary(), nullable=False),
-    sa.Column('encrypted_pem', sa.LargeBinary(), nullable=False),
+    sa.Column('encrypted_pem', sa.LargeBinary(), nullable=True),
     sa.Column('created', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=False),
     sa.Column('retired', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
     sa.ForeignKeyConstraint(['village_id'], ['villages.id'], ),

@@ -1,0 +1,207 @@
+"""Fixtures shared by every test. They compose, each building on the one before:
+
+``backend``          "sqlite" or "postgresql": every test that asks for a database runs once on each
+                     (the PostgreSQL run is marked ``postgres``; deselect it with ``-m "not postgres"``).
+``database_url``     the URL of a FRESH database, already migrated, that belongs to this test alone:
+                     SQLite copies a template file migrated once per session into ``tmp_path``;
+                     PostgreSQL runs ``CREATE DATABASE t_<uuid> TEMPLATE <template migrated once>``
+                     and drops it after the test.
+``open_engine``      factory: ``open_engine()`` is a new Engine on that database (a thread or a simulated
+                     second server gets its own); every engine is disposed after the test.
+``engine``           ``open_engine()``: the test's engine.
+``make_store``       factory: ``make_store(engine=None)`` is a new ``storage.Store`` with the test log-key
+                     passphrase ``kit.LOG_KEY_PASSPHRASE`` (on ``engine``, or the test's engine).
+``store``            ``make_store()``.
+``kit``              ``Kit()``: keys and entry builders for the test village (see ``kit.py``).
+``village``          a ``kit.StoredVillage``: ``store`` holding the kit's genesis and standard setup
+                     entries, with ``.store``, ``.kit``, ``.slug`` and helpers (``append``, ``trusted``).
+``runner``           a click ``CliRunner``.
+``app``              the Flask app (``api.create_app``) on the ``village`` database; ``client`` its test client.
+
+PostgreSQL comes from ``postgres_url`` (session): ``VILLAGELEDGER_TEST_POSTGRES_URL`` if set (a
+superuser, or a role that may create databases), else a server started by ``pgserver.TemporaryPostgres``
+for this session. Without either the PostgreSQL tests skip, except under CI (``CI`` set and not
+0/false/no), where they fail: CI must run both backends.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from flask import Flask
+from flask.testing import FlaskClient
+from api import create_app
+from kit import LOG_KEY_PASSPHRASE, Kit, StoredVillage
+from pgserver import TemporaryPostgres, find_bindir
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from storage import Store, make_engine
+from storage.migrate import upgrade
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def running_under_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+# --- servers and templates (once per session) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL server's URL (of a database to connect to for CREATE DATABASE)."""
+    given = os.environ.get("VILLAGELEDGER_TEST_POSTGRES_URL")
+    if given:
+        yield given
+        return
+    if find_bindir() is None:
+        reason = "no PostgreSQL: set VILLAGELEDGER_TEST_POSTGRES_URL or apt-get install postgresql"
+        if running_under_ci():
+            pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
+        pytest.skip(reason)
+    with TemporaryPostgres() as url:
+        yield url
+
+
+def _with_database(url: str, name: str) -> str:
+    return make_url(url).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_admin(postgres_url: str) -> Iterator[Engine]:
+    """An autocommit engine on the server's maintenance database, for CREATE and DROP DATABASE."""
+    admin = make_engine(postgres_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    yield admin
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_admin: Engine, postgres_url: str) -> Iterator[str]:
+    """The name of a database migrated to the latest schema, to copy for each test. Named per session so
+    that sessions sharing a server (VILLAGELEDGER_TEST_POSTGRES_URL) do not meet."""
+    name = f"template_{uuid.uuid4().hex}"
+    with postgres_admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    migrating = make_engine(_with_database(postgres_url, name), poolclass=NullPool)
+    try:
+        upgrade(migrating)
+    finally:
+        migrating.dispose()  # CREATE DATABASE ... TEMPLATE needs the template to have no connections
+    yield name
+    with postgres_admin.connect() as connection:
+        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated to the latest schema, to copy for each test."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite3"
+    migrating = make_engine(f"sqlite:///{path}")
+    upgrade(migrating)
+    migrating.dispose()
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode=DELETE")  # fold the WAL into the file: one file to copy
+    return path
+
+
+# --- one fresh database per test -------------------------------------------------------------------
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database of ``backend`` that only this test uses."""
+    if backend == "sqlite":
+        path = tmp_path / "villageledger.sqlite3"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    admin: Engine = request.getfixturevalue("postgres_admin")
+    template: str = request.getfixturevalue("postgres_template")
+    name = f"t_{uuid.uuid4().hex}"
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield _with_database(request.getfixturevalue("postgres_url"), name)
+    with admin.connect() as connection:
+        # FORCE: also ends connections a test leaked (a CLI command's engine, a killed worker...).
+        connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def open_engine(database_url: str) -> Iterator[Callable[[], Engine]]:
+    """``open_engine()``: a new Engine on the test's database; all are disposed after the test."""
+    engines: list[Engine] = []
+
+    def open_() -> Engine:
+        engines.append(make_engine(database_url))
+        return engines[-1]
+
+    yield open_
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def engine(open_engine: Callable[[], Engine]) -> Engine:
+    return open_engine()
+
+
+@pytest.fixture
+def make_store(engine: Engine) -> Callable[..., Store]:
+    """``make_store(engine=None)``: a new Store (its own caches), on ``engine`` or the test's engine."""
+
+    def make(on: Engine | None = None) -> Store:
+        return Store(on or engine, log_key_passphrase=LOG_KEY_PASSPHRASE)
+
+    return make
+
+
+@pytest.fixture
+def store(make_store: Callable[..., Store]) -> Store:
+    return make_store()
+
+
+@pytest.fixture
+def kit() -> Kit:
+    return Kit()
+
+
+@pytest.fixture
+def village(store: Store, kit: Kit) -> StoredVillage:
+    """The standard test village (genesis and ``kit.setup_entries()``) in ``store``."""
+    return StoredVillage.create(store, kit)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def app(database_url: str, village: StoredVillage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    """The API on the test village's database (its own engine, disposed after the test)."""
+    monkeypatch.setenv("VILLAGELEDGER_INSTANCE_PATH", str(tmp_path / "instance"))
+    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
+                      "LOG_KEY_PASSPHRASE": "test-passphrase"})
+    yield app
+    app.extensions["villageledger.store"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
