@@ -17,10 +17,10 @@ from flask_swagger_ui import get_swaggerui_blueprint
 from storage.db import database_url, instance_path, instance_secret
 
 from . import extensions, problems
-from .views import auth, entries, households, log, public
+from .views import auth, check, entries, households, log, public
 
 API_PREFIX = "/api/v1"
-BLUEPRINTS = (log.blp, entries.blp, households.blp, public.blp, auth.blp)
+BLUEPRINTS = (log.blp, entries.blp, households.blp, public.blp, auth.blp, check.blp)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -222,3 +222,17 @@ class Token(Schema):
     member = fields.String(required=True)
     roles = fields.List(fields.String(), required=True)
     expires_in = fields.Integer(required=True)
+
+
+class CheckFailure(Schema):
+    index = fields.Integer(allow_none=True, metadata={"description": "The first bad entry (or checkpoint size)"})
+    kind = fields.String(allow_none=True)
+    message = fields.String(required=True)
+
+
+class CheckReport(Schema):
+    ok = fields.Boolean(required=True)
+    size = fields.Integer(allow_none=True)
+    root = fields.String(allow_none=True, metadata=B64_HASH)
+    checkpoints = fields.Integer(allow_none=True)
+    failure = fields.Nested(CheckFailure, allow_none=True)

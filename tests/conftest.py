@@ -38,13 +38,13 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from api import create_app
 from kit import LOG_KEY_PASSPHRASE, Kit, StoredVillage
 from pgserver import TemporaryPostgres, find_bindir
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from api import create_app
 from storage import Store, make_engine
 from storage.migrate import upgrade
 

@@ -12,9 +12,10 @@ from urllib.parse import urlsplit
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from kit import EVIDENCE, Kit, StoredVillage
+from tamper import behind_the_triggers, flip_one_byte
 
 import keys
-from kit import EVIDENCE, Kit, StoredVillage
 from ledger import merkle
 from ledger.canonical import b64decode, b64encode
 from ledger.note import open_checkpoint, verify_tlog_proof
@@ -381,6 +382,25 @@ def test_public_answers_never_carry_personal_data(client: FlaskClient, village: 
     public = [client.get(f"{BASE}{path}").data for path in ("/households", "/households/h1", "/entries", "/export")]
     for secret in data.values():
         assert all(secret.encode() not in body for body in public)
+
+
+def test_the_self_check_needs_a_member_and_passes_on_an_honest_log(
+    client: FlaskClient, village: StoredVillage, login: Callable[[str], dict[str, str]]
+) -> None:
+    problem(client.get(f"{BASE}/check"), 401)
+    report = client.get(f"{BASE}/check", headers=login("auditor")).json
+    assert report["ok"] is True and report["size"] == village.store.size("testvillage") and report["failure"] is None
+
+
+def test_the_self_check_names_an_entry_tampered_with_in_the_database(
+    client: FlaskClient, village: StoredVillage, login: Callable[[str], dict[str, str]], engine: Any, backend: str
+) -> None:
+    (appended,) = village.append(village.kit.award("h2", 5))
+    with behind_the_triggers(engine, backend) as connection:
+        flip_one_byte(connection, village.store.village_id("testvillage"), appended.index)
+    report = client.get(f"{BASE}/check", headers=login("supervisor")).json
+    assert report["ok"] is False and report["failure"]["index"] == appended.index
+    assert report["failure"]["message"].startswith(f"entry {appended.index} (points.award): stored bytes do not match")
 
 
 # --- the contract -------------------------------------------------------------------------------------

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from flask import Flask
+from kit import StoredVillage
 from werkzeug.serving import make_server
 
 import keys
 from cli import main
 from cli.client import ApiError, LedgerClient
-from kit import StoredVillage
 from ledger import merkle
 from ledger.errors import CheckpointError
 from ledger.note import verify_tlog_proof

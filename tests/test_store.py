@@ -25,9 +25,10 @@ from typing import Any
 
 import pytest
 from kit import EVIDENCE, LOG_KEY_PASSPHRASE, Kit, StoredVillage
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from tamper import behind_the_triggers, delete_entry, flip_one_byte, sql, swap_entries
 
 import keys
 from ledger import merkle
@@ -114,20 +115,6 @@ def recorded_statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
-
-
-@contextmanager
-def behind_the_triggers(engine: Engine, backend: str) -> Iterator[Connection]:
-    """A transaction in which the append-only triggers do not fire: what a malicious operator with the
-    database password can do. SQLite: drop the triggers; PostgreSQL: replica mode disables them."""
-    with engine.begin() as connection:
-        if backend == "postgresql":
-            connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
-        else:
-            for table in LOG_TABLES:
-                for action in ("update", "delete"):
-                    connection.exec_driver_sql(f"DROP TRIGGER {table}_no_{action}")
-        yield connection
 
 
 # --- fixtures ----------------------------------------------------------------------------------------
@@ -487,27 +474,6 @@ def test_check_passes_on_an_honest_village(village: StoredVillage) -> None:
     assert report.checkpoints == 3
 
 
-def _sql(connection: Connection, statement: str, **values: Any) -> Any:
-    """Run ``statement`` with ``:name`` parameters on either backend."""
-    return connection.execute(text(statement), values)
-
-
-def _flip_one_byte(connection: Connection, village_id: int, index: int) -> None:
-    leaf = bytes(_sql(connection, "SELECT leaf FROM entries WHERE village_id = :v AND idx = :i", v=village_id, i=index).scalar_one())
-    position = leaf.index(b'"amount":') + len(b'"amount":')
-    tampered = leaf[:position] + bytes([leaf[position] ^ 1]) + leaf[position + 1 :]  # "amount":4 becomes 5
-    _sql(connection, "UPDATE entries SET leaf = :leaf WHERE village_id = :v AND idx = :i", leaf=tampered, v=village_id, i=index)
-
-
-def _delete(connection: Connection, village_id: int, index: int) -> None:
-    _sql(connection, "DELETE FROM entries WHERE village_id = :v AND idx = :i", v=village_id, i=index)
-
-
-def _swap(connection: Connection, village_id: int, index: int) -> None:
-    for old, new in ((index, -1), (index + 1, index), (-1, index + 1)):
-        _sql(connection, "UPDATE entries SET idx = :new WHERE village_id = :v AND idx = :old", new=new, v=village_id, old=old)
-
-
 def failed_check(village: StoredVillage) -> VerificationError:
     """The error ``check`` raises, with its traceback dropped and garbage collected right away."""
     with pytest.raises(VerificationError) as raised:
@@ -522,9 +488,9 @@ def failed_check(village: StoredVillage) -> VerificationError:
 @pytest.mark.parametrize(
     ("tamper", "message"),
     [
-        (_flip_one_byte, r"entry {i} \(points\.award\): stored bytes do not match the leaf hash"),
-        (_delete, r"entry {i} is missing \(the next stored entry is {j}\)"),
-        (_swap, r"entry {i} \(points\.award\): stored bytes do not match the leaf hash"),
+        (flip_one_byte, r"entry {i} \(points\.award\): stored bytes do not match the leaf hash"),
+        (delete_entry, r"entry {i} is missing \(the next stored entry is {j}\)"),
+        (swap_entries, r"entry {i} \(points\.award\): stored bytes do not match the leaf hash"),
     ],
     ids=["one byte of a leaf changed", "an entry deleted", "two entries swapped"],
 )
@@ -556,9 +522,9 @@ def test_check_catches_a_leaf_replaced_with_its_hashes_by_the_signed_roots(
     forged_hash = merkle.hash_leaf(forged.leaf)
     village_id = village.store.village_id(village.slug)
     with behind_the_triggers(engine, backend) as connection:
-        _sql(connection, "UPDATE entries SET leaf = :leaf, leaf_hash = :hash, amount = 10 WHERE village_id = :v AND idx = :i",
+        sql(connection, "UPDATE entries SET leaf = :leaf, leaf_hash = :hash, amount = 10 WHERE village_id = :v AND idx = :i",
              leaf=forged.leaf, hash=forged_hash, v=village_id, i=victim.index)
-        _sql(connection, "UPDATE tree_nodes SET hash = :hash WHERE village_id = :v AND level = 0 AND idx = :i",
+        sql(connection, "UPDATE tree_nodes SET hash = :hash WHERE village_id = :v AND level = 0 AND idx = :i",
              hash=forged_hash, v=village_id, i=victim.index)
     error = failed_check(village)
     assert str(error).startswith(f"signed checkpoint of size {victim.tree_size}: root mismatch"), str(error)
@@ -570,7 +536,7 @@ def test_a_failed_check_leaves_no_database_cursor_open(
 ) -> None:
     village.append(village.kit.award("h2", 2), village.kit.award("h2", 4))
     with behind_the_triggers(engine, backend) as connection:
-        _delete(connection, village.store.village_id(village.slug), SETUP_SIZE)
+        delete_entry(connection, village.store.village_id(village.slug), SETUP_SIZE)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         error = failed_check(village)
