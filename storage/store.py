@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, delete, func, select, tuple_
@@ -31,7 +32,7 @@ import keys
 from ledger import bundle, merkle
 from ledger.entries import Entry, check_signatures, decode_leaf, household_commitment, utc_now
 from ledger.errors import EntryError, LedgerError, Replay, VerificationError
-from ledger.note import Checkpoint, TlogProof, sign_checkpoint
+from ledger.note import Checkpoint, TlogProof, open_checkpoint, sign_checkpoint
 from ledger.state import (
     Changes,
     Grid,
@@ -474,6 +475,63 @@ class Store:
                             f"entry {idx} ({kind}): stored bytes do not match the leaf hash recorded in the tree",
                             index=idx, kind=kind,
                         )
+
+    def restore(self, bundle_path: Path, trusted: Sequence[keys.NoteVerifier], *, log_key: keys.SigningKey | None = None,
+                workers: int | None = None) -> Report:
+        """Load an exported bundle as a new village: the same entries, tree and signed checkpoints, so the
+        same roots and balances, on any backend.
+
+        (1) verify the whole bundle against ``trusted`` (nothing unverified is ever loaded);
+        (2) in one transaction: the village, its old log keys (public halves, retired) and a signing key
+            for future checkpoints (``log_key``, e.g. from a backup, else a new one: a rotation);
+        (3) replay the entries into rows, tree nodes and derived tables; keep every checkpoint verbatim.
+        """
+        # (1)
+        with bundle_path.open("rb") as lines:
+            report = verify_bundle(lines, trusted, workers=workers)
+        # (2)
+        with write_session(self.engine) as session:
+            if session.execute(select(m.Village).where(m.Village.slug == report.village)).first():
+                raise EntryError(f"village {report.village!r} already exists", field="entry.village")
+            village = m.Village(slug=report.village, origin=report.origin, created=utc_now())
+            session.add(village)
+            session.flush()
+            assert village.id is not None
+            for verifier in trusted:
+                session.add(m.LogKey(village_id=village.id, name=verifier.name, public=verifier.public,
+                                     encrypted_pem=None, created=utc_now(), retired=utc_now()))
+            session.add(self._log_key_row(village.id, report.origin, log_key or keys.SigningKey.generate()))
+            # (3)
+            state, tree = State(), merkle.CompactRange()
+            with bundle_path.open("rb") as lines:
+                for chunk in _batched(lines, 2000):
+                    self._restore_chunk(session, village.id, chunk, state, tree, trusted)
+            for model, rows in derived_rows(village.id, state, None).items():
+                if rows:
+                    session.execute(model.__table__.insert(), rows)  # type: ignore[attr-defined]
+        return report
+
+    def _restore_chunk(self, session: Session, village_id: int, lines: Sequence[bytes], state: State,
+                       tree: merkle.CompactRange, trusted: Sequence[keys.NoteVerifier]) -> None:
+        entries, nodes, checkpoints = [], [], []
+        for raw in lines:
+            line = raw.rstrip(b"\n")
+            if line.startswith(b'{"entry":'):
+                entry = decode_leaf(line)
+                index = state.size
+                apply(state, entry)
+                leaf_hash = merkle.hash_leaf(line)
+                nodes.extend({"village_id": village_id, "level": node.level, "idx": node.index, "hash": digest}
+                             for node, digest in tree.append(leaf_hash))
+                entries.append(_entry_row(village_id, index, entry, leaf_hash, state))
+            elif line.startswith(b'{"checkpoint":'):
+                note = json.loads(line)["checkpoint"]
+                checkpoint = open_checkpoint(note, trusted)
+                checkpoints.append({"village_id": village_id, "size": checkpoint.size, "root": checkpoint.root_hash,
+                                    "note": note, "created": utc_now()})
+        for model, rows in ((m.EntryRow, entries), (m.TreeNode, nodes), (m.CheckpointRow, checkpoints)):
+            if rows:
+                session.execute(model.__table__.insert(), rows)  # type: ignore[attr-defined]
 
     def rebuild(self, slug: str) -> None:
         """Recompute every derived table of the village from its entries (replacing what is there)."""
