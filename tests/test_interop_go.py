@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ci import running_under_ci
 
 from keys import SigningKey, verifier_key
 from ledger import merkle
@@ -45,7 +46,7 @@ def gocheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built gocheck binary. Skips without a Go toolchain, unless CI is set: then it fails."""
     missing = _missing_toolchain()
     if missing is not None:
-        if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        if running_under_ci():
             pytest.fail(f"CI must run the Go interop tests: {missing}")
         pytest.skip(missing)
     build = tmp_path_factory.mktemp("gocheck")

@@ -9,19 +9,23 @@ Three sources of truth, each checked against the others:
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
-import json
 import re
 from collections.abc import Sequence
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from vectors import (
+    CONSISTENCY_VECTORS,
+    INCLUSION_VECTORS,
+    b64,
+    check_consistency_case,
+    check_inclusion_case,
+)
 
 from ledger.errors import ProofError
 from ledger.merkle import (
@@ -43,8 +47,6 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "merkle"
 
 # The leaf data of the RFC 6962 reference tree (transparency-dev/merkle testonly), which the vectors use.
 RFC6962_LEAVES = [
@@ -142,44 +144,8 @@ def tree_of(leaf_hashes: Sequence[bytes]) -> MemoryTree:
 # --- Vectors -----------------------------------------------------------------------------------------------
 
 
-def b64(value: str) -> bytes:
-    return base64.b64decode(value, validate=True)
-
-
-def load_vectors(kind: str) -> list[Any]:
-    files = sorted((VECTORS / kind).rglob("*.json"))
-    return [
-        pytest.param(json.loads(f.read_text()), id=f.relative_to(VECTORS).with_suffix("").as_posix())
-        for f in files
-    ]
-
-
-INCLUSION_VECTORS = load_vectors("inclusion")
-CONSISTENCY_VECTORS = load_vectors("consistency")
-
-
 def happy_paths(vectors: list[Any]) -> list[Any]:
     return [case for case in vectors if case.id.endswith("/happy-path")]
-
-
-def check_inclusion_case(case: dict[str, Any]) -> None:
-    verify_inclusion(
-        case["leafIdx"],
-        case["treeSize"],
-        b64(case["leafHash"]),
-        [b64(h) for h in case["proof"] or []],
-        b64(case["root"]),
-    )
-
-
-def check_consistency_case(case: dict[str, Any]) -> None:
-    verify_consistency(
-        case["size1"],
-        case["size2"],
-        [b64(h) for h in case["proof"] or []],
-        b64(case["root1"]),
-        b64(case["root2"]),
-    )
 
 
 def index_or_size(kind: str) -> str:
