@@ -125,8 +125,12 @@ def from_ledger_error(error: LedgerError) -> Problem:
 
 def _database_unavailable(error: Exception) -> Response:
     logger.warning("database unavailable: %s", error)
-    return Problem(503, "unavailable", "The ledger is temporarily unavailable", "The database cannot be reached "
-                   "or is read-only; nothing was written. Retry later.", headers={"Retry-After": "5"}).response()
+    # Not "nothing was written": a commit can reach the disk and still fail (a flush reporting EIO, a
+    # connection lost before the answer). Re-posting the same signed entries is safe either way.
+    detail = ("The database cannot be reached or is read-only. Retry later with the same signed entries: nothing "
+              "is written in part, and an entry this request did write is answered with its first result.")
+    return Problem(503, "unavailable", "The ledger is temporarily unavailable", detail,
+                   headers={"Retry-After": "5"}).response()
 
 
 def init_app(app: Flask) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, ExceptionContext
 from sqlmodel import Session
 
 ENV_PREFIX = "VILLAGELEDGER_"
@@ -45,6 +46,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "handle_error", _sqlite_replace_read_only_connection)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
@@ -61,6 +63,21 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_begin(connection: Connection) -> None:
     mode = "IMMEDIATE" if connection.get_execution_options().get(_WRITE) else "DEFERRED"
     connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _sqlite_replace_read_only_connection(context: ExceptionContext) -> None:
+    # SQLite opens a file it may not write (read-only file system, no write permission) read-only without
+    # saying so, and the connection stays read-only after the file is writable again. Treated as a
+    # disconnect, it is dropped from the pool instead of failing every later write until a restart. Its
+    # cursor is closed too: a statement left open keeps the closed connection alive, and with it the
+    # read-only handles that the process's next connections to the file would share.
+    code = getattr(context.original_exception, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == sqlite3.SQLITE_READONLY:
+        context.is_disconnect = True
+        cursor = getattr(context.execution_context, "cursor", None)
+        if cursor is not None:
+            with suppress(sqlite3.Error):  # an error here would replace the one being handled
+                cursor.close()
 
 
 def is_sqlite(engine: Engine) -> bool:
