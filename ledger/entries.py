@@ -358,6 +358,10 @@ class SignedEntrySchema(_Strict):
     signatures = fields.List(fields.Nested(SignatureSchema), required=True, validate=validate.Length(1, 2))
 
 
+SIGNED_ENTRY = SignedEntrySchema()  # schemas are built once: building one costs more than a load
+ENVELOPE = Envelope()
+
+
 def _require_valid_date(value: Any, name: str) -> None:
     if not isinstance(value, str):
         return
@@ -396,6 +400,15 @@ class Entry:
     def signers(self) -> tuple[bytes, ...]:
         """The keys that must have signed, in signature order."""
         return (self.author,) if self.cosigner is None else (self.author, self.cosigner)
+
+    @property
+    def message(self) -> bytes:
+        """The signing message, sliced from the canonical leaf: RFC 8785 sorts ``entry`` before
+        ``signatures``, so the leaf is ``{"entry":`` JCS(entry) ``,"signatures":[...]}``; no field inside the
+        entry is named ``signatures`` (the schemas refuse unknown fields), so the last such key is the outer one.
+        Equals ``signing_message(self.unsigned)`` without canonicalising the entry again."""
+        end = self.leaf.rindex(b',"signatures":[')
+        return SIGNING_DOMAIN + self.leaf[len(b'{"entry":') : end]
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -447,9 +460,9 @@ def parse_entry(signed: Any) -> Entry:
 
     Raises MalformedEntry naming the first offending field. Does not check signatures.
     """
-    outer = _load(SignedEntrySchema(), signed, "")
+    outer = _load(SIGNED_ENTRY, signed, "")
     unsigned = outer["entry"]
-    envelope = _load(Envelope(), unsigned, "entry")
+    envelope = _load(ENVELOPE, unsigned, "entry")
     body = _load(BODY_SCHEMAS[envelope["kind"]], envelope["body"], "entry.body")
     author = b64decode(envelope["author"], length=32, what="entry.author")
     cosigner = b64decode(envelope["cosigner"], length=32, what="entry.cosigner") if "cosigner" in envelope else None
@@ -492,7 +505,7 @@ def decode_leaf(leaf: bytes) -> Entry:
 
 def check_signatures(entry: Entry) -> None:
     """Every required signature verifies over the signing message. Raises BadSignature naming the signer."""
-    message = signing_message(entry.unsigned)
+    message = entry.message
     if len(entry.signatures) < len(entry.signers):
         raise BadSignature("the cosigner's signature is missing", field="signatures")
     if len(entry.signatures) > len(entry.signers):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, tuple_
+from sqlalchemy import Engine, delete, func, select, union_all
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlmodel import Session, SQLModel
@@ -36,6 +36,7 @@ from ledger.note import Checkpoint, TlogProof, open_checkpoint, sign_checkpoint
 from ledger.state import (
     Changes,
     Grid,
+    MemoryIndex,
     Household,
     KeyRecord,
     Member,
@@ -49,6 +50,9 @@ from ledger.verify import Report, verify_bundle
 
 from . import models as m
 from .db import read_session, write_session
+
+
+TAIL_REPLAY = 1000  # entries another process appended that are replayed rather than reloading the state
 
 
 class StorageError(LedgerError):
@@ -71,16 +75,19 @@ class Appended:
 
 
 class DbIndex:
-    """``ledger.state.EntryIndex`` over the entries table (every row is an applied entry)."""
+    """``ledger.state.EntryIndex`` over the entries table, seeing only the entries before ``state.size``
+    (so a state can be brought forward by replaying rows that are already stored)."""
 
-    def __init__(self, session: Session, village_id: int) -> None:
-        self.session, self.village_id = session, village_id
+    def __init__(self, session: Session, village_id: int, state: State) -> None:
+        self.session, self.village_id, self.state = session, village_id, state
 
     def _where(self, *conditions: Any) -> Any:
-        return select(m.EntryRow).where(m.EntryRow.village_id == self.village_id, *conditions)
+        return select(m.EntryRow).where(m.EntryRow.village_id == self.village_id, m.EntryRow.idx < self.state.size, *conditions)
 
     def contains(self, entry_id: str) -> bool:
-        query = select(m.EntryRow.idx).where(m.EntryRow.village_id == self.village_id, m.EntryRow.entry_id == entry_id)
+        query = select(m.EntryRow.idx).where(
+            m.EntryRow.village_id == self.village_id, m.EntryRow.idx < self.state.size, m.EntryRow.entry_id == entry_id
+        )
         return self.session.execute(query).first() is not None
 
     def movement(self, entry_id: str) -> Movement | None:
@@ -253,7 +260,7 @@ class Store:
                 _upsert(session, model, rows)
             note = self._sign_checkpoint(session, village.id, village.origin, tree)
         # (7)
-        state.recent = type(state.recent)()
+        state.recent = MemoryIndex()
         with self._lock:
             self._states[village.id] = state
         return [
@@ -297,8 +304,16 @@ class Store:
         size = session.execute(select(m.VillageState.size).where(m.VillageState.village_id == village_id)).scalar_one()
         with self._lock:
             cached = self._states.get(village_id)
-        state = cached.copy() if cached is not None and cached.size == size else load_state(session, village_id)
-        state.index = DbIndex(session, village_id)
+        if cached is None or not 0 <= size - cached.size <= TAIL_REPLAY:
+            state = load_state(session, village_id)
+        else:
+            state = cached.copy()
+        state.index = DbIndex(session, village_id, state)
+        if state.size < size:  # another process appended since: replay its entries (stored, so trusted)
+            query = select(m.EntryRow.leaf).where(m.EntryRow.village_id == village_id, m.EntryRow.idx >= state.size)
+            for leaf in session.execute(query.order_by(m.EntryRow.idx)).scalars():
+                apply(state, decode_leaf(leaf))
+            state.recent = MemoryIndex()
         return state
 
     def _compact_range(self, session: Session, village_id: int, size: int) -> merkle.CompactRange:
@@ -309,11 +324,18 @@ class Store:
         if not ids:
             return []
         wanted = [(node.level, node.index) for node in ids]
-        rows = session.execute(
+        by_level: dict[int, list[int]] = {}
+        for level, index in wanted:
+            by_level.setdefault(level, []).append(index)
+        # One "village, level, idx IN (...)" select per level, joined by UNION ALL: each is a primary-key seek.
+        # (A tuple IN, or an OR of the terms, makes SQLite scan every node of the village.)
+        per_level = [
             select(m.TreeNode.level, m.TreeNode.idx, m.TreeNode.hash).where(
-                m.TreeNode.village_id == village_id, tuple_(m.TreeNode.level, m.TreeNode.idx).in_(wanted)
+                m.TreeNode.village_id == village_id, m.TreeNode.level == level, m.TreeNode.idx.in_(indexes)  # type: ignore[attr-defined]
             )
-        ).all()
+            for level, indexes in by_level.items()
+        ]
+        rows = session.execute(union_all(*per_level)).all()
         found = {(level, idx): digest for level, idx, digest in rows}
         missing = [key for key in wanted if key not in found]
         if missing:
@@ -728,7 +750,8 @@ def load_state(session: Session, village_id: int) -> State:
     row = session.get(m.VillageState, village_id)
     if row is None:
         raise NotFound(f"village {village_id} has no state")
-    state = State(index=DbIndex(session, village_id), size=row.size)
+    state = State(size=row.size)
+    state.index = DbIndex(session, village_id, state)
     if row.name is not None:
         assert row.township and row.county and row.origin and row.green_card_threshold is not None
         state.village = VillageInfo(

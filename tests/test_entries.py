@@ -775,3 +775,10 @@ def test_integers_beyond_2_53_minus_1_are_refused(number: int) -> None:
 def test_canonical_parsing_refuses_other_spellings(value: Any, padding: bytes) -> None:
     with pytest.raises(EncodingError, match="^bytes are not RFC 8785 canonical JSON$"):
         parse_canonical(padding + canonical_json(value))
+
+
+@given(reason=st.text(min_size=1, max_size=40).filter(lambda t: t.strip() and t.isprintable()))
+@settings(max_examples=50, deadline=None)
+def test_the_signing_message_sliced_from_the_leaf_is_the_canonical_entry(reason: str) -> None:
+    entry = Kit().award("h2", 3, reason=reason)
+    assert entry.message == signing_message(entry.unsigned)
