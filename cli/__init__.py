@@ -265,6 +265,51 @@ def erase(village: str, household: str) -> None:
     click.echo("erased" if erased else "nothing to erase")
 
 
+_BASE_URL = click.option(
+    "--base-url", default=None,
+    help="Where the households' pages are served; the QR codes hold BASE_URL/h/<token>. "
+         "Default: VILLAGELEDGER_PUBLIC_URL, else http://127.0.0.1:5000.")
+
+
+@main.command()
+@click.argument("village")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True, help="The PDF to write.")
+@click.option("--household", "households", multiple=True,
+              help="Only this household's plate; repeat for several. Default: every household.")
+@_BASE_URL
+def plates(village: str, output: Path, households: tuple[str, ...], base_url: str | None) -> None:
+    """Write VILLAGE's door plates to OUTPUT: A4, six a page, each with its household's QR code.
+
+    A household without a plate gets a new secret token; printing again gives the same codes until a
+    plate is reissued (reissue-plate).
+    """
+    from storage import plates as door_plates
+
+    base_url = base_url or door_plates.public_url()
+    _guard(lambda: door_plates.plate_url(base_url, "check"))  # a bad URL fails before any token is issued
+    with _store() as store:
+        sheet = _guard(lambda: door_plates.plate_sheet(store, village, list(households) or None))
+    pages = _guard(lambda: door_plates.write_pdf(sheet, output, base_url=base_url))
+    click.echo(f"wrote {output} ({len(sheet.plates)} plates on {pages} page{'s' if pages > 1 else ''})")
+
+
+@main.command("reissue-plate")
+@click.argument("village")
+@click.argument("household")
+@_BASE_URL
+def reissue_plate(village: str, household: str, base_url: str | None) -> None:
+    """Replace HOUSEHOLD's lost or damaged door plate: its old code stops working at once (its page
+    says the plate was replaced) and a new one works. Prints the new URL; print the plate itself with
+    ``plates VILLAGE --household HOUSEHOLD -o FILE``."""
+    from storage import plates as door_plates
+
+    base_url = base_url or door_plates.public_url()
+    _guard(lambda: door_plates.plate_url(base_url, "check"))
+    with _store() as store:
+        token = _guard(lambda: door_plates.reissue(store, village, household))
+    click.echo(door_plates.plate_url(base_url, token))
+
+
 def _guard(action: Any) -> Any:
     try:
         return action()

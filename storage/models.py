@@ -1,13 +1,14 @@
 """Tables. The log tables (entries, tree_nodes, checkpoints) are append-only, enforced by triggers; the
 derived tables are caches that ``rebuild`` recomputes from the entries; ``household_private`` holds the
-only personal data and may be erased.
+only personal data and may be erased; ``door_tokens`` is operational data (the door plates' QR codes),
+outside the signed log because a plate must be revocable.
 
 These are storage models only: what crosses HTTP is declared by marshmallow schemas in ``api/``.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -176,6 +177,31 @@ class HouseholdPrivate(SQLModel, table=True):
     household_id: str = Field(primary_key=True, max_length=64)
     salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     data: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+
+
+# --- operational data: neither on the log nor derived from it ----------------------------------------
+
+
+class DoorToken(SQLModel, table=True):
+    """The secret in a household's door-plate QR code (``<public url>/h/<token>``). Random, never derived
+    from the household id, so nobody can walk the village's households by guessing URLs. A household has
+    at most one active token (the partial unique index); reissuing a lost plate revokes the active token
+    (``revoked`` set, the row kept so the old plate can say it was replaced) and adds a new one.
+
+    ``household_id`` has no foreign key: ``households`` is a derived table that ``rebuild`` empties and
+    refills, and households are never deleted from the log."""
+
+    __tablename__ = "door_tokens"
+    __table_args__ = (
+        Index("uq_door_tokens_active", "village_id", "household_id", unique=True,
+              sqlite_where=text("revoked IS NULL"), postgresql_where=text("revoked IS NULL")),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    village_id: int = Field(foreign_key="villages.id")
+    token: str = Field(unique=True, max_length=64)
+    household_id: str = Field(max_length=64)
+    issued: str = Field(max_length=20)
+    revoked: str | None = Field(default=None, max_length=20)
 
 
 LOG_TABLES = ("entries", "tree_nodes", "checkpoints")

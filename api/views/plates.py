@@ -1,0 +1,63 @@
+"""Door plates for the committee to print (the PDF `villageledger plates` writes), and plate reissue."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from flask import Response, request
+from marshmallow import Schema, fields, validate
+
+from storage import plates
+
+from ..auth import Caller, require_caller
+from ..extensions import Blueprint, store
+from ..problems import Problem
+
+blp = Blueprint("plates", __name__, url_prefix="/api/v1/villages", description="Door plates (committee)")
+
+
+class PlatesQuery(Schema):
+    household = fields.List(fields.String(validate=validate.Length(1, 64)),
+                            metadata={"description": "Households to print (repeat); default: all"})
+
+
+class Reissued(Schema):
+    household = fields.String(required=True)
+    url = fields.String(required=True, metadata={"description": "The new plate's URL; the old plate stops working"})
+
+
+def _committee(village: str) -> Caller:
+    caller = require_caller(village)
+    if "committee" not in caller.roles:
+        raise Problem(403, "forbidden", "Forbidden", "door plates are printed and reissued by the village committee")
+    return caller
+
+
+def _base_url() -> str:
+    return str(request.host_url).rstrip("/")
+
+
+@blp.route("/<village>/plates.pdf")
+@blp.arguments(PlatesQuery, location="query")
+@blp.response(200, {"type": "string", "format": "binary"}, content_type="application/pdf",
+              description="A4 sheets of door plates with QR codes")
+@blp.doc(security=[{"bearer": []}])
+def print_plates(query: dict[str, Any], village: str) -> Response:
+    """Door plates of all (or the chosen) households, ready to print; each QR code opens /h/<token>."""
+    _committee(village)
+    sheet = plates.plate_sheet(store(), village, query.get("household"))
+    pdf = io.BytesIO()
+    plates.write_pdf(sheet, pdf, base_url=_base_url(), workers=0)
+    return Response(pdf.getvalue(), mimetype="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{village}-plates.pdf"'})
+
+
+@blp.route("/<village>/households/<household>/plate", methods=["POST"])
+@blp.response(200, Reissued)
+@blp.doc(security=[{"bearer": []}])
+def reissue_plate(village: str, household: str) -> dict[str, str]:
+    """Replace a lost or damaged plate: the new URL works at once, the old one says it was replaced."""
+    _committee(village)
+    token = plates.reissue(store(), village, household)
+    return {"household": household, "url": plates.plate_url(_base_url(), token)}
