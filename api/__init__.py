@@ -14,13 +14,14 @@ from typing import Any
 from flask import Flask
 from flask_swagger_ui import get_swaggerui_blueprint
 
+import web
 from storage.db import database_url, instance_path, instance_secret
 
-from . import extensions, problems
-from .views import auth, check, entries, households, log, public
+from . import extensions, guards, problems
+from .views import auth, check, entries, households, log, plates, public
 
 API_PREFIX = "/api/v1"
-BLUEPRINTS = (log.blp, entries.blp, households.blp, public.blp, auth.blp, check.blp)
+BLUEPRINTS = (log.blp, entries.blp, households.blp, public.blp, auth.blp, check.blp, plates.blp)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -56,5 +57,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for blueprint in BLUEPRINTS:
         extensions.api.register_blueprint(blueprint)
     app.register_blueprint(get_swaggerui_blueprint(f"{API_PREFIX}/docs", f"{API_PREFIX}/openapi.json"), url_prefix=f"{API_PREFIX}/docs")
+    web.init_app(app)
+    guards.init_app(app)
     problems.init_app(app)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ledger.entries import KINDS, LEDGERS, TIME
+from ledger.entries import ID, KINDS, LEDGERS, TIME
 from ledger.entries import SignatureSchema as LedgerSignature
 
 B64_HASH = {"description": "base64 SHA-256 hash (32 bytes)"}
@@ -82,7 +82,7 @@ class PostResult(Schema):
 
 
 class EntryQuery(Schema):
-    household = fields.String(validate=validate.Length(1, 64))
+    household = fields.String(validate=validate.Regexp(ID))
     kind = fields.String(validate=validate.OneOf(KINDS))
     ledger = fields.String(validate=validate.OneOf(LEDGERS))
     since = fields.String(validate=validate.Regexp(TIME), metadata={"description": "inclusive, YYYY-MM-DDTHH:MM:SSZ"})
@@ -126,8 +126,8 @@ class HouseholdSchema(Schema):
 
 
 class HouseholdQuery(Schema):
-    grid = fields.String(validate=validate.Length(1, 64))
-    after = fields.String(validate=validate.Length(1, 64))
+    grid = fields.String(validate=validate.Regexp(ID))
+    after = fields.String(validate=validate.Regexp(ID))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 500))
 
 

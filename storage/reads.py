@@ -23,10 +23,13 @@ from .store import NotFound, Store
 class EntryFilter:
     household: str | None = None
     kind: str | None = None
+    kinds: tuple[str, ...] | None = None
     ledger: str | None = None
     since: str | None = None  # inclusive, RFC 3339 UTC as in entries
     until: str | None = None  # exclusive
     after: int | None = None  # cursor: return entries with a greater index
+    before: int | None = None  # cursor for newest-first pages: entries with a smaller index
+    newest_first: bool = False
     limit: int = 100
 
 
@@ -41,10 +44,42 @@ def entries(store: Store, slug: str, query: EntryFilter) -> list[m.EntryRow]:
             conditions.append(m.EntryRow.time >= query.since)
         if query.until is not None:
             conditions.append(m.EntryRow.time < query.until)
+        if query.kinds is not None:
+            conditions.append(m.EntryRow.kind.in_(query.kinds))  # type: ignore[attr-defined]
         if query.after is not None:
             conditions.append(m.EntryRow.idx > query.after)
-        rows = session.execute(select(m.EntryRow).where(*conditions).order_by(m.EntryRow.idx).limit(query.limit))
+        if query.before is not None:
+            conditions.append(m.EntryRow.idx < query.before)
+        order = m.EntryRow.idx.desc() if query.newest_first else m.EntryRow.idx  # type: ignore[attr-defined]
+        rows = session.execute(select(m.EntryRow).where(*conditions).order_by(order).limit(query.limit))
         return list(rows.scalars())
+
+
+def movements(store: Store, slug: str, household: str) -> list[tuple[str, str, int]]:
+    """(time, ledger, signed amount for the household) of every points movement of a household, in log order."""
+    account = household_account(household)
+    with read_session(store.engine) as session:
+        village = store.village_row(session, slug)
+        rows = session.execute(
+            select(m.EntryRow.time, m.EntryRow.ledger, m.EntryRow.amount, m.EntryRow.credit)
+            .where(m.EntryRow.village_id == village.id, m.EntryRow.household == household,
+                   m.EntryRow.ledger.is_not(None))  # type: ignore[union-attr]
+            .order_by(m.EntryRow.idx)
+        ).all()
+        return [(time, ledger, amount if credit == account else -amount) for time, ledger, amount, credit in rows]
+
+
+def member_roles(store: Store, slug: str) -> dict[bytes, frozenset[str]]:
+    """Roles of the member behind every key that ever signed (public facts: cadres show their post)."""
+    with read_session(store.engine) as session:
+        village = store.village_row(session, slug)
+        rows = session.execute(
+            select(m.MemberKeyRow.public, m.MemberRow.roles)
+            .join(m.MemberRow, and_(m.MemberRow.village_id == m.MemberKeyRow.village_id,
+                                    m.MemberRow.member_id == m.MemberKeyRow.member_id))
+            .where(m.MemberKeyRow.village_id == village.id)
+        ).all()
+        return {public: frozenset(roles.split()) for public, roles in rows}
 
 
 def entry_by_id(store: Store, slug: str, entry_id: str) -> m.EntryRow:
@@ -188,3 +223,18 @@ def active_member(store: Store, slug: str, public: bytes) -> tuple[str, frozense
         if row is None or not row.roles:
             return None
         return row.member_id, frozenset(row.roles.split()), row.grid, row.household
+
+
+def points_totals(store: Store, slug: str) -> dict[str, dict[str, int]]:
+    """Points moved per ledger and kind over the whole log (awards given, deductions, redemptions...)."""
+    with read_session(store.engine) as session:
+        village = store.village_row(session, slug)
+        rows = session.execute(
+            select(m.EntryRow.ledger, m.EntryRow.kind, func.sum(m.EntryRow.amount))
+            .where(m.EntryRow.village_id == village.id, m.EntryRow.ledger.is_not(None))  # type: ignore[union-attr]
+            .group_by(m.EntryRow.ledger, m.EntryRow.kind)
+        ).all()
+    totals: dict[str, dict[str, int]] = {}
+    for ledger, kind, amount in rows:
+        totals.setdefault(ledger, {})[kind] = int(amount)
+    return totals

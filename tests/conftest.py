@@ -16,6 +16,8 @@
 ``village``          a ``kit.StoredVillage``: ``store`` holding the kit's genesis and standard setup
                      entries, with ``.store``, ``.kit``, ``.slug`` and helpers (``append``, ``trusted``).
 ``runner``           a click ``CliRunner``.
+``chromium``         (session) Debian's headless Chromium driven by Playwright; ``live_server``: the
+                     ``app`` served over HTTP on a free loopback port (its base URL).
 ``app``              the Flask app (``api.create_app``) on the ``village`` database; ``client`` its test client.
 
 PostgreSQL comes from ``postgres_url`` (session): ``VILLAGELEDGER_TEST_POSTGRES_URL`` if set (a
@@ -26,15 +28,19 @@ for this session. Without either the PostgreSQL tests skip, except under CI (``C
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
+from ci import running_under_ci
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
@@ -43,16 +49,13 @@ from pgserver import TemporaryPostgres, find_bindir
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+from werkzeug.serving import make_server
 
 from api import create_app
 from storage import Store, make_engine
 from storage.migrate import upgrade
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-
-
-def running_under_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 # --- servers and templates (once per session) ------------------------------------------------------
@@ -205,3 +208,47 @@ def app(database_url: str, village: StoredVillage, tmp_path: Path, monkeypatch: 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright never downloads a browser here
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def _missing_browser() -> str | None:
+    if importlib.util.find_spec("playwright") is None:
+        return "Python Playwright is not installed (pip install -e '.[test]')"
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} is missing (apt-get install chromium)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    """A headless Chromium for the session. Skips without one, except under CI, where it fails."""
+    missing = _missing_browser()
+    if missing is not None:
+        if running_under_ci():
+            pytest.fail(f"CI must run the browser tests: {missing}")
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[str]:
+    """The app served over HTTP on a free loopback port for the length of the test; its base URL."""
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{http.server_port}"
+    http.shutdown()
+    thread.join()

@@ -403,6 +403,15 @@ def test_the_self_check_names_an_entry_tampered_with_in_the_database(
     assert report["failure"]["message"].startswith(f"entry {appended.index} (points.award): stored bytes do not match")
 
 
+@pytest.mark.parametrize("path", ["/households?after=0&grid=%00", "/entries?household=h%00", "%00/rules"])
+def test_control_characters_in_a_request_are_refused_before_the_database_sees_them(
+    client: FlaskClient, village: StoredVillage, path: str
+) -> None:
+    """Regression (found by schemathesis on PostgreSQL): a NUL in a query parameter was a 500 (DataError)."""
+    response = client.get(BASE + path)
+    assert response.status_code in (400, 404, 422) and response.mimetype == "application/problem+json"
+
+
 # --- the contract -------------------------------------------------------------------------------------
 
 
@@ -438,3 +447,29 @@ def test_base64_in_answers_is_standard_padded(client: FlaskClient, village: Stor
     hashes = client.get(f"{BASE}/log/proof/inclusion?index=0&tree_size=3").json["hashes"]
     assert all(base64.b64encode(base64.b64decode(h)).decode() == h for h in hashes)
     assert json.loads(client.get(f"{BASE}/log/leaves/0").data)["entry"]["kind"] == "village.genesis"
+
+
+# --- door plates (committee) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("who", "status"), [(None, 401), ("grid1", 403), ("supervisor", 403), ("secretary", 200)])
+def test_only_the_committee_prints_plates(
+    client: FlaskClient, village: StoredVillage, login: Callable[[str], dict[str, str]], who: str | None, status: int
+) -> None:
+    response = client.get(f"{BASE}/plates.pdf?household=h1&household=h2", headers=login(who) if who else {})
+    assert response.status_code == status
+    if status == 200:
+        assert response.mimetype == "application/pdf" and response.data.startswith(b"%PDF-")
+
+
+def test_the_committee_reissues_a_plate_and_the_old_url_is_refused(
+    client: FlaskClient, village: StoredVillage, login: Callable[[str], dict[str, str]]
+) -> None:
+    from storage import plates
+
+    old = plates.token_for(village.store, village.slug, "h1")
+    problem(client.post(f"{BASE}/households/h1/plate", headers=login("grid1")), 403)
+    reissued = client.post(f"{BASE}/households/h1/plate", headers=login("founder")).json
+    assert reissued["household"] == "h1" and reissued["url"].startswith("http://localhost/h/")
+    assert client.get(urlsplit(reissued["url"]).path).status_code == 200
+    assert client.get(f"/h/{old}").status_code == 410

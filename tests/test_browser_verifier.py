@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -32,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ci import running_under_ci
 from kit import Kit, MemoryLedger
 from vectors import (
     CONSISTENCY_VECTORS,
@@ -51,17 +48,6 @@ from ledger.note import Checkpoint, open_checkpoint, sign_checkpoint, sign_note
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
-CHROMIUM = "/usr/bin/chromium"  # Debian's package
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 API = [
     "hashChildren",
     "hashLeaf",
@@ -86,14 +72,6 @@ SETUP = """async () => {
     window.harness = { verify, bytes, hex, error };
     return Object.keys(verify).sort();
 }"""
-
-
-def _missing_browser() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
-        return "Python Playwright is not installed (pip install -e '.[test]')"
-    if not os.access(CHROMIUM, os.X_OK):
-        return f"{CHROMIUM} is missing (apt-get install chromium)"
-    return None
 
 
 class _StaticFiles(http.server.SimpleHTTPRequestHandler):
@@ -126,24 +104,13 @@ def static_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def page(static_server: str) -> Iterator[Any]:
+def page(chromium: Any, static_server: str) -> Iterator[Any]:
     """One Chromium page for the session, with verify.js imported as ``window.harness.verify``."""
-    missing = _missing_browser()
-    if missing is not None:
-        if running_under_ci():
-            pytest.fail(f"CI must run the browser tests: {missing}")
-        pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"{static_server}/")
-            assert page.evaluate(SETUP) == API
-            yield page
-        finally:
-            browser.close()
+    page = chromium.new_page()
+    page.goto(f"{static_server}/")
+    assert page.evaluate(SETUP) == API
+    yield page
+    page.close()
 
 
 def test_the_module_is_small_and_needs_nothing_but_webcrypto() -> None:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from flask import Flask
 from kit import StoredVillage
-from werkzeug.serving import make_server
 
 import keys
 from cli import main
@@ -20,19 +16,8 @@ from ledger.errors import CheckpointError
 from ledger.note import verify_tlog_proof
 
 
-@pytest.fixture
-def server(app: Flask) -> Iterator[str]:
-    """The app served over HTTP on a free loopback port, for the length of the test."""
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_port}"
-    http.shutdown()
-    thread.join()
-
-
-def test_the_client_posts_and_returns_a_receipt_that_verifies_offline(server: str, village: StoredVillage) -> None:
-    client = LedgerClient(server, log_keys=village.store.verifier_keys("testvillage"))
+def test_the_client_posts_and_returns_a_receipt_that_verifies_offline(live_server: str, village: StoredVillage) -> None:
+    client = LedgerClient(live_server, log_keys=village.store.verifier_keys("testvillage"))
     entry = village.kit.award("h2", 4)
     (receipt,) = client.post("testvillage", [entry])
     assert receipt.index == village.store.size("testvillage") - 1
@@ -41,28 +26,28 @@ def test_the_client_posts_and_returns_a_receipt_that_verifies_offline(server: st
     assert checkpoint.size == receipt.checkpoint.size
 
 
-def test_the_client_refuses_a_checkpoint_signed_by_a_key_it_does_not_trust(server: str, village: StoredVillage) -> None:
+def test_the_client_refuses_a_checkpoint_signed_by_a_key_it_does_not_trust(live_server: str, village: StoredVillage) -> None:
     impostor = keys.verifier_key(village.kit.origin, keys.SigningKey.generate().public_bytes)
-    client = LedgerClient(server, log_keys=[impostor])
+    client = LedgerClient(live_server, log_keys=[impostor])
     with pytest.raises(CheckpointError, match="no signature by a trusted key"):
         client.post("testvillage", [village.kit.award("h2", 4)])
 
 
-def test_the_client_reports_the_servers_problem(server: str, village: StoredVillage) -> None:
-    client = LedgerClient(server, log_keys=village.store.verifier_keys("testvillage"))
+def test_the_client_reports_the_servers_problem(live_server: str, village: StoredVillage) -> None:
+    client = LedgerClient(live_server, log_keys=village.store.verifier_keys("testvillage"))
     with pytest.raises(ApiError, match="HTTP 403: grid worker grid1 may act only in grid g1, not g2"):
         client.post("testvillage", [village.kit.award("h3", 4, by="grid1")])
 
 
 def test_post_signs_with_an_encrypted_key_file_and_writes_the_receipt(
-    server: str, village: StoredVillage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live_server: str, village: StoredVillage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key_file = tmp_path / "grid1.key"
     keys.save_private_key(village.kit.keys["grid1"], key_file, b"grid1-passphrase")
     monkeypatch.setenv("VILLAGELEDGER_KEY_PASSPHRASE", "grid1-passphrase")
     body = '{"household": "h2", "rule": "M-01", "amount": 3, "reason": "垃圾分类到位"}'
     result = CliRunner().invoke(main, [
-        "post", "testvillage", "points.award", body, "--key", str(key_file), "--server", server,
+        "post", "testvillage", "points.award", body, "--key", str(key_file), "--server", live_server,
         "--log-key", village.store.verifier_keys("testvillage")[-1], "--receipt", str(tmp_path / "r.tlog-proof"),
     ])
     assert result.exit_code == 0, result.output
@@ -71,12 +56,12 @@ def test_post_signs_with_an_encrypted_key_file_and_writes_the_receipt(
 
 
 def test_post_refused_by_the_ledger_exits_non_zero_with_the_reason(
-    server: str, village: StoredVillage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    live_server: str, village: StoredVillage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key_file = tmp_path / "grid1.key"
     keys.save_private_key(village.kit.keys["grid1"], key_file, b"pw-for-grid1")
     monkeypatch.setenv("VILLAGELEDGER_KEY_PASSPHRASE", "pw-for-grid1")
     body = '{"household": "h2", "rule": "M-01", "amount": 30, "reason": "太多了"}'
-    result = CliRunner().invoke(main, ["post", "testvillage", "points.award", body, "--key", str(key_file), "--server", server])
+    result = CliRunner().invoke(main, ["post", "testvillage", "points.award", body, "--key", str(key_file), "--server", live_server])
     assert result.exit_code == 1
     assert "amount 30 is outside rule M-01: between 1 and 10" in result.output

@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kit import LOG_KEY_PASSPHRASE, StoredVillage
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 import keys
-from kit import LOG_KEY_PASSPHRASE, StoredVillage
 from ledger.errors import EntryError, VerificationError
 from ledger.note import open_checkpoint
 from storage import Store, make_engine

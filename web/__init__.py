@@ -1,0 +1,37 @@
+"""Villager pages: what a phone shows after scanning the door plate, and the village's public affairs.
+
+Server-rendered, mobile first, Chinese by default (English selectable with ``?lang=en``, remembered in a
+cookie); every string goes through Flask-Babel's catalogues. Pages work without JavaScript; with it, the
+phone itself verifies each shown entry against the signed checkpoint (``static/household.js``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, request
+from flask_babel import Babel
+
+LANGUAGES = ("zh", "en")
+DEFAULT_LANGUAGE = "zh"
+COOKIE = "lang"
+
+babel = Babel()
+
+
+def select_language() -> str:
+    """``?lang=`` if valid, else the remembered choice, else Chinese."""
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        return asked
+    remembered = request.cookies.get(COOKIE)
+    return remembered if remembered in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def init_app(app: Flask) -> None:
+    from .views import bp
+
+    app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(__file__).resolve().parent / "translations"))
+    babel.init_app(app, locale_selector=select_language)
+    app.register_blueprint(bp)

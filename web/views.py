@@ -1,0 +1,177 @@
+"""The villager pages. Only public facts appear: household public fields, points, rules, affairs; never
+names from the personal-data table, ID numbers, phones or addresses (PIPL)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from flask import Blueprint, Response, render_template, request
+from flask_babel import get_locale, lazy_gettext as _l
+
+from api.extensions import store
+from ledger.canonical import b64encode
+from ledger.note import parse_checkpoint
+from storage import NotFound, plates, reads
+from storage.reads import EntryFilter
+
+from . import COOKIE, LANGUAGES
+from .chart import points_chart
+
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/static/web")
+
+PAGE = 20
+LEDGER_NAMES = {"morality": _l("Morality bank"), "credit": _l("Credit points")}
+ROLE_NAMES = {
+    "committee": _l("Village committee"), "grid_worker": _l("Grid worker"), "supervisor": _l("Supervision committee"),
+    "auditor": _l("Auditor"), "intake": _l("Complaint desk"),
+}
+KIND_NAMES = {
+    "points.award": _l("Award"), "points.deduct": _l("Deduction"), "points.redeem": _l("Redeemed at the points supermarket"),
+    "points.reverse": _l("Correction (reversal)"), "household.register": _l("Household registered"),
+    "household.update": _l("Household record updated"),
+}
+CATEGORY_NAMES = {"finance": _l("Finances"), "project": _l("Projects"), "decision": _l("Decisions")}
+
+
+@dataclass(frozen=True)
+class EntryView:
+    index: int
+    date: str
+    kind: str
+    title: str
+    reason: str
+    ledger: str | None
+    amount: int | None
+    posted_by: str
+    evidence: list[str]
+    leaf: str
+    proof: list[str]
+
+
+def _title(body: dict[str, Any], rules: dict[str, Any]) -> str:
+    rule = rules.get(body.get("rule", ""))
+    if rule is None:
+        return str(body.get("item", ""))
+    return rule.title_zh if str(get_locale()).startswith("zh") else rule.title_en
+
+
+def _entry_view(row: Any, proof: list[bytes], rules: dict[str, Any], roles: dict[bytes, frozenset[str]]) -> EntryView:
+    signed = json.loads(row.leaf)
+    body = signed["entry"]["body"]
+    signer_roles = sorted(roles.get(row.author, frozenset()))
+    signed_amount = None
+    if row.amount is not None:
+        signed_amount = row.amount if row.credit == f"household:{row.household}" else -row.amount
+    return EntryView(
+        index=row.idx, date=row.time[:10], kind=str(KIND_NAMES.get(row.kind, row.kind)), title=_title(body, rules),
+        reason=str(body.get("reason", "")), ledger=row.ledger, amount=signed_amount,
+        posted_by=" / ".join(str(ROLE_NAMES[r]) for r in signer_roles if r in ROLE_NAMES),
+        evidence=list(body.get("evidence", [])), leaf=b64encode(row.leaf), proof=[b64encode(h) for h in proof],
+    )
+
+
+@bp.route("/h/<token>")
+def household_by_plate(token: str) -> Any:
+    """The page behind a door plate. Plates carry unguessable tokens, so households cannot be walked."""
+    try:
+        slug, household = plates.resolve(store(), token)
+    except plates.PlateReplaced:
+        return render_template("error.html", status=410, message=_l(
+            "This door plate has been replaced. Please scan the new plate on the door.")), 410
+    except plates.UnknownPlate:
+        return render_template("error.html", status=404, message=_l("This door plate is not known.")), 404
+    return household_page(slug, household, token)
+
+
+def household_page(slug: str, household: str, token: str) -> str:
+    before = request.args.get("before", type=int)
+    village, state = reads.village_state(store(), slug)
+    view = reads.household(store(), slug, household)
+    rows = reads.entries(store(), slug, EntryFilter(household=household, kinds=tuple(KIND_NAMES), newest_first=True,
+                                                    before=before, limit=PAGE))
+    note = store().latest_checkpoint(slug)  # read after the rows: every row is inside this checkpoint
+    size = parse_checkpoint(note.split("\n\n", 1)[0] + "\n").size
+    proofs = store().inclusion_proofs(slug, [row.idx for row in rows], size) if rows else []
+    rules = {rule.code: rule for rule in reads.rules(store(), slug, include_retired=True)}
+    roles = reads.member_roles(store(), slug)
+    entries = [_entry_view(row, proof, rules, roles) for row, proof in zip(rows, proofs)]
+    chart = points_chart(reads.movements(store(), slug, household), title=str(_l("Points over time")),
+                         labels={k: str(v) for k, v in LEDGER_NAMES.items()})
+    return render_template(
+        "household.html", village=village, state=state, household=view, entries=entries, chart=chart,
+        ledger_names=LEDGER_NAMES, token=token, older=rows[-1].idx if len(rows) == PAGE else None,
+        proof_context=json.dumps({"checkpoint": note, "key": store().verifier_keys(slug)[-1], "origin": village.origin}),
+    )
+
+
+@bp.route("/v/<village>")
+def village_page(village: str) -> Any:
+    """Public village affairs, the rules catalogue, the monthly red list and points statistics."""
+    month = request.args.get("month") or datetime.now(timezone.utc).strftime("%Y-%m")
+    category = request.args.get("category")
+    if category not in CATEGORY_NAMES:
+        category = None
+    row, state = reads.village_state(store(), village)  # an unknown village is NotFound: the 404 page
+    affairs = reads.affairs(store(), village, month=month if _valid_month(month) else None, category=category)
+    ranking = reads.ranking(store(), village, month=month, limit=10) if _valid_month(month) else []
+    latest = _latest_versions(affairs)
+    return render_template(
+        "village.html", village=row, state=state, month=month, category=category, categories=CATEGORY_NAMES,
+        affairs=latest, totals=_finance_totals(latest), rules=reads.rules(store(), village), ranking=ranking,
+        ledger_names=LEDGER_NAMES, stats=reads.points_totals(store(), village),
+    )
+
+
+def _valid_month(month: str) -> bool:
+    try:
+        datetime.strptime(month, "%Y-%m")
+    except ValueError:
+        return False
+    return len(month) == 7
+
+
+def _latest_versions(affairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Affairs come newest first; keep each record's latest version (earlier ones stay on the log)."""
+    seen: set[str] = set()
+    latest = []
+    for affair in affairs:
+        if affair["affair"] not in seen:
+            seen.add(affair["affair"])
+            latest.append(affair)
+    return latest
+
+
+def _finance_totals(affairs: list[dict[str, Any]]) -> dict[str, int]:
+    totals = {"income": 0, "expense": 0}
+    for affair in affairs:
+        if affair["category"] == "finance":
+            totals[affair["finance"]["direction"]] += affair["finance"]["amount_fen"]
+    return totals
+
+
+@bp.after_app_request
+def remember_language(response: Response) -> Response:
+    """A language chosen with ``?lang=`` is kept in a cookie for the next pages."""
+    asked = request.args.get("lang")
+    if asked in LANGUAGES and request.cookies.get(COOKIE) != asked:
+        response.set_cookie(COOKIE, asked, max_age=365 * 24 * 3600, samesite="Lax")
+    return response
+
+
+@bp.app_context_processor
+def language() -> dict[str, str]:
+    """``language`` ("zh" or "en") for the templates."""
+    return {"language": str(get_locale())}
+
+
+@bp.app_template_filter("yuan")
+def yuan(fen: int) -> str:
+    return f"{fen / 100:,.2f}"
+
+
+@bp.errorhandler(NotFound)
+def not_found(error: NotFound) -> Any:
+    return render_template("error.html", status=404, message=_l("This page does not exist.")), 404
