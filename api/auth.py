@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from flask import current_app, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -48,18 +49,26 @@ def challenge_message(village: str, challenge: str) -> str:
     return f"{AUTH_DOMAIN}\n{village}\n{challenge}"
 
 
+def _open(purpose: str, value: str, max_age: int, *, expired: str, forged: str, field: str) -> dict[str, Any]:
+    """The claim inside a value this server signed for ``purpose`` less than ``max_age`` seconds ago."""
+    try:
+        claim: dict[str, Any] = _serializer(purpose).loads(value, max_age=max_age)
+    except SignatureExpired as exc:
+        raise _unauthorised(expired, field) from exc
+    except BadSignature as exc:
+        raise _unauthorised(forged, field) from exc
+    return claim
+
+
 def new_challenge(village: str) -> str:
     return _serializer("challenge").dumps({"v": village, "n": secrets.token_urlsafe(16)})
 
 
 def issue_token(village: str, key_b64: str, challenge: str, signature_b64: str) -> tuple[str, str, frozenset[str]]:
     """Check the signed challenge; return (token, member id, roles). Raises Problem 401 on any failure."""
-    try:
-        claim = _serializer("challenge").loads(challenge, max_age=CHALLENGE_SECONDS)
-    except SignatureExpired as exc:
-        raise _unauthorised("the challenge has expired; ask for a new one", "challenge") from exc
-    except BadSignature as exc:
-        raise _unauthorised("the challenge was not issued by this server", "challenge") from exc
+    claim = _open("challenge", challenge, CHALLENGE_SECONDS, field="challenge",
+                  expired="the challenge has expired; ask for a new one",
+                  forged="the challenge was not issued by this server")
     if claim.get("v") != village:
         raise _unauthorised(f"the challenge was issued for village {claim.get('v')!r}", "challenge")
     try:
@@ -89,12 +98,8 @@ def current_caller(village: str) -> Caller | None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise _unauthorised("use 'Authorization: Bearer <token>'", "Authorization")
-    try:
-        claim = _serializer("token").loads(token, max_age=TOKEN_SECONDS)
-    except SignatureExpired as exc:
-        raise _unauthorised("the token has expired; sign a new challenge", "Authorization") from exc
-    except BadSignature as exc:
-        raise _unauthorised("the token is not valid", "Authorization") from exc
+    claim = _open("token", token, TOKEN_SECONDS, field="Authorization",
+                  expired="the token has expired; sign a new challenge", forged="the token is not valid")
     if claim.get("v") != village:
         raise Problem(403, "forbidden", "Forbidden", f"the token is for village {claim.get('v')!r}")
     caller = _caller_for_key(village, b64decode(claim["k"], length=32, what="key"))

@@ -347,6 +347,22 @@ def test_a_forged_challenge_is_refused(client: FlaskClient, village: StoredVilla
     assert problem(response, 401)["detail"] == "the challenge was not issued by this server"
 
 
+def test_an_expired_challenge_or_token_is_refused(
+    client: FlaskClient, village: StoredVillage, login: Callable[[str], dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.auth
+
+    headers = login("founder")
+    issued = client.post(f"{BASE}/auth/challenge").json
+    monkeypatch.setattr(api.auth, "CHALLENGE_SECONDS", -1)
+    monkeypatch.setattr(api.auth, "TOKEN_SECONDS", -1)
+    signature = village.kit.keys["founder"].sign(issued["message"].encode())
+    response = client.post(f"{BASE}/auth/token", json={
+        "key": village.kit.key_b64("founder"), "challenge": issued["challenge"], "signature": b64encode(signature)})
+    assert problem(response, 401)["detail"] == "the challenge has expired; ask for a new one"
+    assert problem(client.get(f"{BASE}/check", headers=headers), 401)["detail"] == "the token has expired; sign a new challenge"
+
+
 def test_a_token_stops_working_when_its_key_is_revoked(
     client: FlaskClient, village: StoredVillage, login: Callable[[str], dict[str, str]]
 ) -> None:
