@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -354,8 +355,9 @@ def test_an_expired_challenge_or_token_is_refused(
 
     headers = login("founder")
     issued = client.post(f"{BASE}/auth/challenge").json
-    monkeypatch.setattr(api.auth, "CHALLENGE_SECONDS", -1)
-    monkeypatch.setattr(api.auth, "TOKEN_SECONDS", -1)
+    monkeypatch.setattr(api.auth, "CHALLENGE_SECONDS", 0)
+    monkeypatch.setattr(api.auth, "TOKEN_SECONDS", 0)
+    time.sleep(1.1)  # both are now older than their (shortened) lifetime
     signature = village.kit.keys["founder"].sign(issued["message"].encode())
     response = client.post(f"{BASE}/auth/token", json={
         "key": village.kit.key_b64("founder"), "challenge": issued["challenge"], "signature": b64encode(signature)})
