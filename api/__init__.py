@@ -18,10 +18,11 @@ import web
 from storage.db import database_url, instance_path, instance_secret
 
 from . import extensions, guards, problems
-from .views import auth, check, entries, households, log, plates, public
+from .views import auth as auth_views  # not `auth`: that name is api.auth, the login logic
+from .views import check, entries, households, log, plates, public
 
 API_PREFIX = "/api/v1"
-BLUEPRINTS = (log.blp, entries.blp, households.blp, public.blp, auth.blp, check.blp, plates.blp)
+BLUEPRINTS = (log.blp, entries.blp, households.blp, public.blp, auth_views.blp, check.blp, plates.blp)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
