@@ -80,11 +80,14 @@ class DbIndex:
 
     def __init__(self, session: Session, village_id: int, state: State) -> None:
         self.session, self.village_id, self.state = session, village_id, state
+        self.absent: frozenset[str] = frozenset()  # ids one query already showed are not stored
 
     def _where(self, *conditions: Any) -> Any:
         return select(m.EntryRow).where(m.EntryRow.village_id == self.village_id, m.EntryRow.idx < self.state.size, *conditions)
 
     def contains(self, entry_id: str) -> bool:
+        if entry_id in self.absent:
+            return False
         query = select(m.EntryRow.idx).where(
             m.EntryRow.village_id == self.village_id, m.EntryRow.idx < self.state.size, m.EntryRow.entry_id == entry_id
         )
@@ -237,6 +240,8 @@ class Store:
                 return earlier
             # (4)
             state = self._state(session, village.id)
+            assert isinstance(state.index, DbIndex)
+            state.index.absent = frozenset(seen)  # (3) found none of them stored: no query per entry
             start = state.size
             changes = Changes()
             for position, entry in enumerate(entries):
