@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ci import running_under_ci
+from ci import missing_tool
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
@@ -70,9 +70,7 @@ def postgres_url() -> Iterator[str]:
         return
     if find_bindir() is None:
         reason = "no PostgreSQL: set VILLAGELEDGER_TEST_POSTGRES_URL or apt-get install postgresql"
-        if running_under_ci():
-            pytest.fail(f"CI must run the PostgreSQL tests: {reason}")
-        pytest.skip(reason)
+        missing_tool("PostgreSQL tests", reason)
     with TemporaryPostgres() as url:
         yield url
 
@@ -230,9 +228,7 @@ def chromium() -> Iterator[Any]:
     """A headless Chromium for the session. Skips without one, except under CI, where it fails."""
     missing = _missing_browser()
     if missing is not None:
-        if running_under_ci():
-            pytest.fail(f"CI must run the browser tests: {missing}")
-        pytest.skip(missing)
+        missing_tool("browser tests", missing)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

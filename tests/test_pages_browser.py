@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from kit import StoredVillage
-from storage import plates
 from tamper import behind_the_triggers, flip_one_byte
+
+from storage import plates
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

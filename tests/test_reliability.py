@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Self
 
 import pytest
-from conftest import running_under_ci
+from ci import missing_tool
 from kit import LOG_KEY_PASSPHRASE, Kit, StoredVillage
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
@@ -565,9 +565,7 @@ def _without_root_privilege() -> list[str]:
         return []
     if shutil.which("setpriv") is None:
         missing = "setpriv (util-linux) is needed to drop root's permission override"
-        if running_under_ci():
-            pytest.fail(missing)
-        pytest.skip(missing)
+        missing_tool("read-only database tests", missing)
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
 
 
@@ -624,9 +622,7 @@ def strace() -> str:
         if probe.returncode != 0:
             problem = f"strace cannot trace here (is ptrace refused?): {probe.stderr.strip()}"
     if problem is not None:
-        if running_under_ci():
-            pytest.fail(f"CI must run the fault injection tests: {problem}")
-        pytest.skip(problem)
+        missing_tool("fault injection tests", problem)
     assert path is not None
     return path
 
