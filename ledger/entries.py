@@ -38,8 +38,12 @@ MAX_AMOUNT = 1_000_000
 MAX_ENTRY_BYTES = 64 * 1024
 
 LEDGERS = ("morality", "credit")
-ROLES = ("committee", "grid_worker", "supervisor", "auditor", "intake")
+ROLES = ("committee", "grid_worker", "supervisor", "township", "auditor", "intake")
 AFFAIR_CATEGORIES = ("finance", "project", "decision")
+COMPLAINT_ROUTES = ("supervision", "jury", "committee", "grid")
+COMPLAINT_STEPS = ("accept", "assign", "start", "reply", "close", "answer", "rate", "escalate")
+RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")
+ESCALATION_REASONS = ("response_overdue", "resolution_overdue")
 
 # Patterns are matched from the start and must end with \Z: "$" would accept a trailing newline.
 ID = r"^[a-z0-9][a-z0-9_-]{0,63}\Z"
@@ -306,8 +310,44 @@ class AffairPublish(_Strict):
 
 
 class ComplaintReceipt(_Strict):
+    """A complaint was filed: its id, where it was routed, and a salted commitment to its content (the
+    content itself never enters the log)."""
+
     receipt = _pattern(ENTRY_ID, "a receipt id (32 lowercase hex)")
     commitment = _pattern(SHA256_HEX, "a SHA-256 commitment in lowercase hex")
+    route = _one_of(COMPLAINT_ROUTES)
+    grid = _ident(required=False)
+
+    @validates_schema
+    def _grid_iff_grid_route(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("route") == "grid" and "grid" not in data:
+            raise ValidationError("is required when the route is grid", "grid")
+        if data.get("route") != "grid" and "grid" in data:
+            raise ValidationError("is only for the grid route", "grid")
+
+
+class ComplaintStep(_Strict):
+    """One step of a complaint's handling. Content (a reply, a villager's answer) is committed, never
+    shown: ``commitment`` is SHA-256 over a salted record kept off the log."""
+
+    receipt = _pattern(ENTRY_ID, "a receipt id (32 lowercase hex)")
+    step = _one_of(COMPLAINT_STEPS)
+    commitment = _pattern(SHA256_HEX, "a SHA-256 commitment in lowercase hex", required=False)
+    assignee = _ident(required=False)
+    rating = _one_of(RATINGS, required=False)
+    resolved = _bool(required=False)
+    reason = _one_of(ESCALATION_REASONS, required=False)
+
+    @validates_schema
+    def _fields_of_the_step(self, data: dict[str, Any], **_: Any) -> None:
+        step = data.get("step")
+        needs = {"assign": {"assignee"}, "reply": {"commitment"}, "answer": {"commitment"},
+                 "rate": {"rating", "resolved"}, "escalate": {"reason"}}.get(step, set())
+        allowed = needs | {"commitment"} if step in ("accept", "start", "close") else needs
+        for name in sorted(needs - data.keys()):
+            raise ValidationError(f"is required for the {step} step", name)
+        for name in sorted(data.keys() - allowed - {"receipt", "step"}):
+            raise ValidationError(f"is not part of the {step} step", name)
 
 
 BODY_SCHEMAS: dict[str, Schema] = {
@@ -327,6 +367,7 @@ BODY_SCHEMAS: dict[str, Schema] = {
     "points.reverse": PointsReverse(),
     "affair.publish": AffairPublish(),
     "complaint.receipt": ComplaintReceipt(),
+    "complaint.step": ComplaintStep(),
 }
 KINDS = tuple(BODY_SCHEMAS)
 
@@ -569,14 +610,31 @@ def entry_time(entry: Entry) -> datetime:
 
 
 HOUSEHOLD_COMMITMENT_DOMAIN = b"villageledger/household/v1\n"
+COMPLAINT_COMMITMENT_DOMAIN = b"villageledger/complaint/v1\n"
+STEP_COMMITMENT_DOMAIN = b"villageledger/complaint-step/v1\n"
 
 
-def household_commitment(salt: bytes, personal: Mapping[str, Any]) -> str:
-    """Salted commitment to a household's personal data: SHA-256(domain || salt || JCS(personal)).
+def salted_commitment(domain: bytes, salt: bytes, data: Mapping[str, Any]) -> str:
+    """SHA-256(domain || salt || JCS(data)) in lowercase hex: binds ``data`` without revealing it.
 
     The salt (at least 16 random bytes) keeps the commitment from being brute-forced from guessable
-    names; erasing the salt and data leaves the commitment meaningless but every signature valid.
+    content; erasing the salt and data leaves the commitment meaningless but every signature valid.
     """
     if len(salt) < 16:
         raise ValueError("salt must be at least 16 bytes")
-    return hashlib.sha256(HOUSEHOLD_COMMITMENT_DOMAIN + salt + canonical_json(dict(personal))).hexdigest()
+    return hashlib.sha256(domain + salt + canonical_json(dict(data))).hexdigest()
+
+
+def household_commitment(salt: bytes, personal: Mapping[str, Any]) -> str:
+    """The commitment in ``household.register``/``update`` to a household's personal data."""
+    return salted_commitment(HOUSEHOLD_COMMITMENT_DOMAIN, salt, personal)
+
+
+def complaint_commitment(salt: bytes, content: Mapping[str, Any]) -> str:
+    """The commitment in ``complaint.receipt`` to what was filed (category, text, photos' hashes...)."""
+    return salted_commitment(COMPLAINT_COMMITMENT_DOMAIN, salt, content)
+
+
+def step_commitment(salt: bytes, content: Mapping[str, Any]) -> str:
+    """The commitment in ``complaint.step`` to its text (a reply, a villager's answer)."""
+    return salted_commitment(STEP_COMMITMENT_DOMAIN, salt, content)

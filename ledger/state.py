@@ -19,6 +19,7 @@ account and credits another by the same amount, so the balances of a ledger alwa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -36,7 +37,7 @@ MAY_SIGN: dict[str, frozenset[str]] = {
     "member.add": frozenset({"committee"}),
     "member.role": frozenset({"committee"}),
     "key.add": frozenset({"committee"}),
-    "key.revoke": frozenset({"committee", "grid_worker", "supervisor", "intake"}),
+    "key.revoke": frozenset({"committee", "grid_worker", "supervisor", "township", "intake"}),
     "grid.define": frozenset({"committee"}),
     "household.register": frozenset({"committee", "grid_worker"}),
     "household.update": frozenset({"committee", "grid_worker"}),
@@ -47,9 +48,14 @@ MAY_SIGN: dict[str, frozenset[str]] = {
     "points.redeem": frozenset({"committee", "grid_worker"}),
     "points.reverse": frozenset({"committee", "supervisor"}),
     "affair.publish": frozenset({"committee"}),
-    "complaint.receipt": frozenset({"committee", "grid_worker", "supervisor", "intake"}),
+    "complaint.receipt": frozenset({"intake"}),
+    "complaint.step": frozenset({"committee", "grid_worker", "supervisor", "township", "intake"}),
 }
-SIGNING_ROLES = frozenset({"committee", "grid_worker", "supervisor", "intake"})  # auditors sign nothing
+SIGNING_ROLES = frozenset({"committee", "grid_worker", "supervisor", "township", "intake"})  # auditors sign nothing
+
+# Words that make a deduction rule a penalty for speaking up (complaining, reporting, appealing, petitioning).
+SPEAKING_UP = ("投诉", "举报", "申诉", "信访", "上访", "告状", "反映问题", "complain", "appeal", "petition", "whistleblow")
+_ENTRY_ID_IN_TEXT = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
 
 
 def household_account(household: str) -> str:
@@ -141,6 +147,30 @@ class Movement:
     amount: int
 
 
+OPEN = frozenset({"received", "accepted", "assigned", "in_progress", "replied", "reopened"})
+
+
+@dataclass(frozen=True)
+class Case:
+    """A complaint as the log knows it: where it was routed and how far its handling has gone. Its content
+    is off the log; only the commitments in its entries bind it. Times are the entries' UTC times."""
+
+    receipt: str
+    route: str
+    grid: str | None
+    status: str
+    filed_at: int
+    filed: str
+    accepted: str | None = None
+    replied: str | None = None
+    closed: str | None = None
+    rating: str | None = None
+    resolved: bool | None = None
+    reopened: bool = False
+    escalated: bool = False
+    updated_at: int = 0
+
+
 class EntryIndex(Protocol):
     """Lookups over all earlier entries, which may be too many to hold in memory (a database table)."""
 
@@ -150,8 +180,6 @@ class EntryIndex(Protocol):
 
     def reversed_by(self, entry_id: str) -> str | None: ...
 
-    def has_receipt(self, receipt_id: str) -> bool: ...
-
 
 class MemoryIndex:
     """An EntryIndex held in memory: the verifier's, and a store's overlay for a batch."""
@@ -160,7 +188,6 @@ class MemoryIndex:
         self.ids: set[str] = set()
         self.movements: dict[str, Movement] = {}
         self.reversals: dict[str, str] = {}
-        self.receipts: set[str] = set()
 
     def contains(self, entry_id: str) -> bool:
         return entry_id in self.ids
@@ -170,9 +197,6 @@ class MemoryIndex:
 
     def reversed_by(self, entry_id: str) -> str | None:
         return self.reversals.get(entry_id)
-
-    def has_receipt(self, receipt_id: str) -> bool:
-        return receipt_id in self.receipts
 
 
 class _Layered:
@@ -190,9 +214,6 @@ class _Layered:
     def reversed_by(self, entry_id: str) -> str | None:
         return self.recent.reversed_by(entry_id) or self.backing.reversed_by(entry_id)
 
-    def has_receipt(self, receipt_id: str) -> bool:
-        return self.recent.has_receipt(receipt_id) or self.backing.has_receipt(receipt_id)
-
 
 @dataclass
 class Changes:
@@ -204,9 +225,10 @@ class Changes:
     households: set[str] = field(default_factory=set)
     rules: set[str] = field(default_factory=set)
     balances: set[tuple[str, str]] = field(default_factory=set)
+    cases: set[str] = field(default_factory=set)
 
     def update(self, other: Changes) -> None:
-        for name in ("members", "keys", "grids", "households", "rules", "balances"):
+        for name in ("members", "keys", "grids", "households", "rules", "balances", "cases"):
             getattr(self, name).update(getattr(other, name))
 
 
@@ -227,6 +249,7 @@ class State:
     households: dict[str, Household] = field(default_factory=dict)
     rules: dict[str, Rule] = field(default_factory=dict)
     balances: dict[tuple[str, str], int] = field(default_factory=dict)
+    cases: dict[str, Case] = field(default_factory=dict)
     recent: MemoryIndex = field(default_factory=MemoryIndex)
 
     def copy(self) -> State:
@@ -235,7 +258,6 @@ class State:
         recent.ids = set(self.recent.ids)
         recent.movements = dict(self.recent.movements)
         recent.reversals = dict(self.recent.reversals)
-        recent.receipts = set(self.recent.receipts)
         return replace(
             self,
             members=dict(self.members),
@@ -244,6 +266,7 @@ class State:
             households=dict(self.households),
             rules=dict(self.rules),
             balances=dict(self.balances),
+            cases=dict(self.cases),
             recent=recent,
         )
 
@@ -538,6 +561,8 @@ def _household_update(state: State, entry: Entry, _: Member, changes: Changes) -
 
 def _rule_publish(state: State, entry: Entry, _: Member, changes: Changes) -> None:
     body = entry.body
+    if body["direction"] == "deduct":
+        _check_rule_spares_speaking_up(body)
     previous = state.rules.get(body["rule"])
     if previous is not None and (previous.ledger, previous.direction) != (body["ledger"], body["direction"]):
         raise RuleViolation(
@@ -559,6 +584,15 @@ def _rule_publish(state: State, entry: Entry, _: Member, changes: Changes) -> No
         published_at=state.size,
     )
     changes.rules.add(body["rule"])
+
+
+def _check_rule_spares_speaking_up(body: Mapping[str, Any]) -> None:
+    """No deduction rule may target complaining, reporting, appealing or petitioning."""
+    for name in ("title_zh", "title_en", "description"):
+        text = str(body.get(name, "")).lower()
+        for word in SPEAKING_UP:
+            if word in text:
+                raise RuleViolation(f"a deduction rule may not target speaking up ({word!r})", field=f"entry.body.{name}")
 
 
 def _rule_retire(state: State, entry: Entry, _: Member, changes: Changes) -> None:
@@ -596,6 +630,8 @@ def _points_by_rule(state: State, entry: Entry, _: Member, changes: Changes) -> 
         raise RuleViolation(f"amount {body['amount']} is outside rule {rule.code}: {expected}", field="entry.body.amount")
     if rule.evidence_required and not body.get("evidence"):
         raise RuleViolation(f"rule {rule.code} requires evidence (a photo or document hash)", field="entry.body.evidence")
+    if direction == "deduct":
+        _check_not_against_speaking_up(state, entry)
     account = household_account(body["household"])
     debit, credit = (ISSUER, account) if direction == "award" else (account, ISSUER)
     _move(state, entry, changes, ledger=rule.ledger, household=body["household"], debit=debit, credit=credit, amount=body["amount"])
@@ -626,8 +662,8 @@ def _points_reverse(state: State, entry: Entry, _: Member, changes: Changes) -> 
     earlier = lookups.reversed_by(target_id)
     if earlier is not None:
         raise RuleViolation(f"entry {target_id} was already reversed by {earlier}", field="entry.body.entry")
-    if "case" in entry.body and not lookups.has_receipt(entry.body["case"]):
-        raise RuleViolation(f"complaint receipt {entry.body['case']} is not in the log", field="entry.body.case")
+    if "case" in entry.body:
+        _check_reversal_for_case(state, entry.body["case"], target)
     _move(
         state, entry, changes,
         ledger=target.ledger, household=target.household, debit=target.credit, credit=target.debit, amount=target.amount,
@@ -640,10 +676,113 @@ def _affair_publish(state: State, entry: Entry, _: Member, changes: Changes) -> 
 
 
 def _complaint_receipt(state: State, entry: Entry, _: Member, changes: Changes) -> None:
-    receipt = entry.body["receipt"]
-    if state.lookups.has_receipt(receipt):
-        raise RuleViolation(f"complaint receipt {receipt} is already in the log", field="entry.body.receipt")
-    state.recent.receipts.add(receipt)
+    body = entry.body
+    if body["receipt"] in state.cases:
+        raise RuleViolation(f"complaint receipt {body['receipt']} is already in the log", field="entry.body.receipt")
+    _require_grid(state, body.get("grid"))
+    state.cases[body["receipt"]] = Case(
+        body["receipt"], body["route"], body.get("grid"), "received", state.size, entry.time, updated_at=state.size
+    )
+    changes.cases.add(body["receipt"])
+
+
+# step: (statuses it may follow, status it leads to; None keeps the status)
+STEPS: dict[str, tuple[frozenset[str], str | None]] = {
+    "accept": (frozenset({"received", "reopened"}), "accepted"),
+    "assign": (frozenset({"accepted", "assigned", "in_progress"}), "assigned"),
+    "start": (frozenset({"accepted", "assigned"}), "in_progress"),
+    "reply": (frozenset({"accepted", "assigned", "in_progress", "replied"}), "replied"),
+    "close": (frozenset({"replied"}), "closed"),
+    "answer": (OPEN, None),
+    "rate": (frozenset({"closed"}), None),
+    "escalate": (OPEN, None),
+}
+DESK_STEPS = frozenset({"answer", "rate", "escalate"})  # the complaint desk speaks for the villager and the clock
+
+
+def may_handle(member: Member, case: Case) -> bool:
+    """Whether ``member`` may act on (and read) ``case``: never the body the complaint may be about.
+
+    Finances and cadre conduct go to the supervision committee (and the township), appeals of points to
+    the morality jury (supervisors); the village committee acts only on cases routed to it or to a grid, a
+    grid worker only on cases routed to their own grid; the township also on every escalated case.
+    """
+    roles = member.roles
+    if "township" in roles and (case.route == "supervision" or case.escalated):
+        return True
+    if case.route in ("supervision", "jury"):
+        return "supervisor" in roles
+    if case.route == "committee":
+        return "committee" in roles
+    return "committee" in roles or ("grid_worker" in roles and member.grid == case.grid)
+
+
+def _complaint_step(state: State, entry: Entry, author: Member, changes: Changes) -> None:
+    body = entry.body
+    case = state.cases.get(body["receipt"])
+    if case is None:
+        raise RuleViolation(f"complaint receipt {body['receipt']} is not in the log", field="entry.body.receipt")
+    step = body["step"]
+    if step in DESK_STEPS and "intake" not in author.roles:
+        raise NotAuthorised(f"only the complaint desk may record the {step} step", field="entry.kind")
+    if step not in DESK_STEPS and not may_handle(author, case):
+        raise NotAuthorised(
+            f"member {author.id} may not handle a complaint routed to {case.route}", field="entry.author"
+        )
+    follows, leads_to = STEPS[step]
+    if case.status not in follows:
+        raise RuleViolation(f"complaint {case.receipt} is {case.status}; it cannot take the {step} step", field="entry.body.step")
+    updated = _case_after(state, entry, case, leads_to or case.status)
+    state.cases[case.receipt] = replace(updated, updated_at=state.size)
+    changes.cases.add(case.receipt)
+
+
+def _case_after(state: State, entry: Entry, case: Case, status: str) -> Case:
+    body, step = entry.body, entry.body["step"]
+    if step == "assign":
+        assignee = state.members.get(body["assignee"])
+        if assignee is None or not may_handle(assignee, case):
+            raise RuleViolation(f"member {body['assignee']!r} may not handle a complaint routed to {case.route}",
+                                field="entry.body.assignee")
+    if step == "accept":
+        return replace(case, status=status, accepted=case.accepted or entry.time)
+    if step == "reply":
+        return replace(case, status=status, replied=case.replied or entry.time)
+    if step == "close":
+        return replace(case, status=status, closed=entry.time, rating=None, resolved=None)
+    if step == "escalate":
+        if case.escalated:
+            raise RuleViolation(f"complaint {case.receipt} is already escalated", field="entry.body.step")
+        return replace(case, escalated=True)
+    if step == "rate":
+        return _rated(case, body["rating"], body["resolved"])
+    return replace(case, status=status)
+
+
+def _rated(case: Case, rating: str, resolved: bool) -> Case:
+    """A villager's verdict on a closed case: unsatisfied or unresolved reopens it once and escalates it."""
+    if case.rating is not None:
+        raise RuleViolation(f"complaint {case.receipt} was already rated since it was closed", field="entry.body.step")
+    if (rating == "unsatisfied" or not resolved) and not case.reopened:
+        return replace(case, status="reopened", rating=rating, resolved=resolved, reopened=True, escalated=True)
+    return replace(case, rating=rating, resolved=resolved)
+
+
+def _check_reversal_for_case(state: State, receipt: str, target: Movement) -> None:
+    """An upheld complaint may undo a deduction, never take points: a reversal linked to a case undoes a deduction."""
+    if receipt not in state.cases:
+        raise RuleViolation(f"complaint receipt {receipt} is not in the log", field="entry.body.case")
+    if target.kind != "points.deduct":
+        raise RuleViolation(
+            f"a reversal linked to a complaint may only undo a deduction, not a {target.kind}", field="entry.body.case"
+        )
+
+
+def _check_not_against_speaking_up(state: State, entry: Entry) -> None:
+    """Filing a complaint, report or appeal never costs points: no deduction names a complaint."""
+    for receipt in _ENTRY_ID_IN_TEXT.findall(entry.body["reason"]):
+        if receipt in state.cases:
+            raise RuleViolation(f"a deduction may not refer to complaint {receipt}", field="entry.body.reason")
 
 
 _APPLY = {
@@ -663,6 +802,7 @@ _APPLY = {
     "points.reverse": _points_reverse,
     "affair.publish": _affair_publish,
     "complaint.receipt": _complaint_receipt,
+    "complaint.step": _complaint_step,
 }
 
 

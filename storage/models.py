@@ -165,6 +165,27 @@ class BalanceRow(SQLModel, table=True):
     amount: int
 
 
+class CaseRow(SQLModel, table=True):
+    """A complaint's public handling record, as the log states it (no content: see ``ComplaintRow``)."""
+
+    __tablename__ = "complaint_cases"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    receipt: str = Field(primary_key=True, max_length=32)
+    route: str = Field(max_length=16)
+    grid: str | None = Field(default=None, max_length=64)
+    status: str = Field(max_length=16)
+    filed_at: int
+    filed: str = Field(max_length=20)
+    accepted: str | None = Field(default=None, max_length=20)
+    replied: str | None = Field(default=None, max_length=20)
+    closed: str | None = Field(default=None, max_length=20)
+    rating: str | None = Field(default=None, max_length=24)
+    resolved: bool | None = None
+    reopened: bool
+    escalated: bool
+    updated_at: int
+
+
 # --- personal data: the only erasable table ---------------------------------------------------------
 
 
@@ -204,5 +225,63 @@ class DoorToken(SQLModel, table=True):
     revoked: str | None = Field(default=None, max_length=20)
 
 
+class ComplaintRow(SQLModel, table=True):
+    """What a villager filed (personal data: erasable). The log holds only ``commitment`` =
+    SHA-256(domain || salt || JCS(content)); the tracking code is kept only as its SHA-256."""
+
+    __tablename__ = "complaints"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    receipt: str = Field(primary_key=True, max_length=32)
+    tracking_hash: str = Field(unique=True, max_length=64)
+    salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    content: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class ComplaintMessageRow(SQLModel, table=True):
+    """A step's private text (a reply, a villager's answer), opened by ``salt`` against the step's commitment."""
+
+    __tablename__ = "complaint_messages"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    entry_id: str = Field(primary_key=True, max_length=32)
+    receipt: str = Field(max_length=32, index=True)
+    salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    content: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+
+
+class ComplaintPhotoRow(SQLModel, table=True):
+    """A photo attached to a complaint, re-encoded with no metadata; named by the SHA-256 of its bytes."""
+
+    __tablename__ = "complaint_photos"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    receipt: str = Field(primary_key=True, max_length=32)
+    sha256: str = Field(primary_key=True, max_length=64)
+    media_type: str = Field(max_length=32)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ComplaintSettingsRow(SQLModel, table=True):
+    """A village's complaint routing and deadlines (defaults apply while there is no row)."""
+
+    __tablename__ = "complaint_settings"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    routes: dict[str, object] = Field(sa_column=Column(JSON, nullable=False))
+    respond_days: int
+    resolve_days: int
+
+
+class DeskKey(SQLModel, table=True):
+    """The complaint desk's signing key, held by the server (encrypted like the log keys): villagers have
+    no keys, so the desk signs their receipts, answers and ratings, and the deadline escalations. The
+    committee registers its public key in the ledger as a member with the ``intake`` role."""
+
+    __tablename__ = "desk_keys"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    public: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    encrypted_pem: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created: str = Field(max_length=20)
+
+
 LOG_TABLES = ("entries", "tree_nodes", "checkpoints")
-DERIVED_TABLES = ("village_state", "members", "member_keys", "grids", "households", "rules", "balances")
+DERIVED_TABLES = (
+    "village_state", "members", "member_keys", "grids", "households", "rules", "balances", "complaint_cases",
+)

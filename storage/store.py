@@ -14,10 +14,11 @@ Any error rolls the whole batch back: nothing partial is ever written.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,23 +35,25 @@ from ledger.entries import Entry, check_signatures, decode_leaf, household_commi
 from ledger.errors import EntryError, LedgerError, Replay, VerificationError
 from ledger.note import Checkpoint, TlogProof, open_checkpoint, sign_checkpoint
 from ledger.state import (
+    Case,
     Changes,
     Grid,
-    MemoryIndex,
     Household,
     KeyRecord,
     Member,
+    MemoryIndex,
     Movement,
     Rule,
     State,
-    Village as VillageInfo,
     apply,
+)
+from ledger.state import (
+    Village as VillageInfo,
 )
 from ledger.verify import Report, verify_bundle
 
 from . import models as m
 from .db import read_session, write_session
-
 
 TAIL_REPLAY = 1000  # entries another process appended that are replayed rather than reloading the state
 
@@ -108,9 +111,6 @@ class DbIndex:
         row = self._ref("points.reverse", entry_id)
         return row.entry_id if row else None
 
-    def has_receipt(self, receipt_id: str) -> bool:
-        return self._ref("complaint.receipt", receipt_id) is not None
-
 
 def _upsert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
     if not rows:
@@ -136,6 +136,11 @@ class Store:
         self._states: dict[int, State] = {}
         self._signers: dict[int, tuple[int, str, keys.SigningKey]] = {}
         self._lock = threading.Lock()
+
+    @property
+    def log_key_passphrase(self) -> bytes:
+        """What the server's own keys (log keys, complaint desk keys) are encrypted under."""
+        return self._passphrase
 
     # --- villages ----------------------------------------------------------------------------------
 
@@ -218,9 +223,12 @@ class Store:
 
     # --- appending ---------------------------------------------------------------------------------
 
-    def append(self, slug: str, entries: Sequence[Entry]) -> list[Appended]:
+    def append(self, slug: str, entries: Sequence[Entry], *,
+               alongside: Callable[[Session, int], None] | None = None) -> list[Appended]:
         """Append a batch atomically (all or nothing). Raises an EntryError with ``position`` set to the
-        offending entry's place in the batch."""
+        offending entry's place in the batch. ``alongside(session, village_id)`` writes off-log rows that
+        belong with the entries (a complaint's content) in the same transaction; a re-posted batch that
+        is already in the log returns the first result and does not call it."""
         if not entries:
             raise EntryError("a batch needs at least one entry", field="entries")
         # (1)
@@ -263,6 +271,8 @@ class Store:
             # (6)
             for model, rows in derived_rows(village.id, state, changes).items():
                 _upsert(session, model, rows)
+            if alongside is not None:
+                alongside(session, village.id)
             note = self._sign_checkpoint(session, village.id, village.origin, tree)
         # (7)
         state.recent = MemoryIndex()
@@ -629,6 +639,7 @@ _DERIVED_MODELS: dict[str, Any] = {
     "households": m.HouseholdRow,
     "rules": m.RuleRow,
     "balances": m.BalanceRow,
+    "complaint_cases": m.CaseRow,
 }
 
 
@@ -669,7 +680,7 @@ def _at(position: int, function: Any, *args: Any) -> Any:
 def _entry_row(village_id: int, index: int, entry: Entry, leaf_hash: bytes, state: State) -> dict[str, Any]:
     movement = state.recent.movements.get(entry.id)
     body = entry.body
-    ref = body.get("entry") if entry.kind == "points.reverse" else body.get("receipt")
+    ref = body["entry"] if entry.kind == "points.reverse" else body["receipt"] if entry.kind == "complaint.receipt" else None
     return {
         "village_id": village_id,
         "idx": index,
@@ -719,6 +730,7 @@ def derived_rows(village_id: int, state: State, changes: Changes | None) -> dict
             {"village_id": village_id, "account": account, "ledger": ledger, "amount": state.balances[(account, ledger)]}
             for account, ledger in (sorted(state.balances) if changes is None else sorted(changes.balances & state.balances.keys()))
         ],
+        m.CaseRow: [_case_row(village_id, case) for case in pick("cases", state.cases)],
     }
     return rows
 
@@ -739,6 +751,10 @@ def _household_row(village_id: int, h: Household) -> dict[str, Any]:
         "village_id": village_id, "household_id": h.id, "grid": h.grid, "number": h.number, "public": dict(h.public),
         "commitment": h.commitment, "registered_at": h.registered_at, "updated_at": h.updated_at,
     }
+
+
+def _case_row(village_id: int, case: Case) -> dict[str, Any]:
+    return {"village_id": village_id, **dataclasses.asdict(case)}
 
 
 def _rule_row(village_id: int, r: Rule) -> dict[str, Any]:
@@ -783,6 +799,8 @@ def load_state(session: Session, village_id: int) -> State:
         )
     for b in session.execute(select(m.BalanceRow).filter_by(**where)).scalars():
         state.balances[(b.account, b.ledger)] = b.amount
+    for c in session.execute(select(m.CaseRow).filter_by(**where)).scalars():
+        state.cases[c.receipt] = Case(**{f.name: getattr(c, f.name) for f in dataclasses.fields(Case)})
     return state
 
 

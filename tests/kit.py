@@ -4,7 +4,7 @@ The standard setup (``Kit.setup_entries``) gives:
 - grids ``g1`` and ``g2``;
 - members: ``founder`` (committee, from genesis), ``secretary`` (committee), ``chen`` (committee, belongs
   to household ``h1``: a conflict of interest for points on h1), ``grid1``/``grid2`` (grid workers of g1/g2),
-  ``supervisor``, ``auditor``, ``intake``;
+  ``supervisor``, ``township``, ``auditor``, ``intake`` (the complaint desk);
 - households ``h1``, ``h2`` (grid g1) and ``h3`` (grid g2);
 - rules ``M-01`` (morality award 1..10), ``M-05`` (morality award exactly 50, evidence required),
   ``D-01`` (morality deduction exactly 5), ``C-01`` (credit award exactly 10).
@@ -31,6 +31,7 @@ MEMBERS: dict[str, dict[str, Any]] = {
     "grid1": {"name": "吴海燕", "roles": ["grid_worker"], "grid": "g1"},
     "grid2": {"name": "孙明华", "roles": ["grid_worker"], "grid": "g2"},
     "supervisor": {"name": "周兰", "roles": ["supervisor"]},
+    "township": {"name": "乡镇联村干部", "roles": ["township"]},
     "auditor": {"name": "乡镇审计", "roles": ["auditor"]},
     "intake": {"name": "投诉受理", "roles": ["intake"]},
 }
@@ -136,8 +137,8 @@ class Kit:
     def activity(self, rounds: int = 1) -> list[Entry]:
         """A realistic mix of valid entries to append after ``setup_entries`` (about ten a round).
 
-        Every derived table changes: awards, deductions, credit points, redemptions, reversals (one for
-        a complaint, with its receipt), and in the first round also a household update and a new
+        Every derived table changes: awards, deductions, credit points, redemptions, reversals (every
+        third round also an appeal: its receipt, its handling, and the deduction it reverses), and in the first round also a household update and a new
         household, a key added and revoked, a member's roles changed, a rule's new version, a rule
         retired and a published affair.
         """
@@ -161,25 +162,32 @@ class Kit:
             ]
         for round_ in range(rounds):
             award = self.award("h2", 1 + round_ % 10)
+            deduction = self.sign("points.deduct", {"household": "h2", "rule": "D-01", "amount": 5, "reason": "柴草乱堆"})
             entries += [
                 award,
                 self.award("h1", 3, by="grid1"),
                 self.sign("points.award", {"household": "h3", "rule": "C-01", "amount": 10, "reason": "按时还贷"},
                           by="grid2"),
-                self.sign("points.deduct", {"household": "h2", "rule": "D-01", "amount": 5, "reason": "柴草乱堆"}),
+                deduction,
                 self.award("h1", 2, by="chen", cosigner="founder"),
                 self.sign("points.redeem", {"household": "h1", "amount": 2, "item": "香皂", "quantity": 1}, by="grid1"),
+                self.sign("points.reverse", {"entry": award.id, "reason": "登记有误"}, by="supervisor"),
             ]
             if round_ % 3 == 2:
-                receipt = new_entry_id()
-                entries += [
-                    self.sign("complaint.receipt", {"receipt": receipt, "commitment": "cd" * 32}, by="intake"),
-                    self.sign("points.reverse", {"entry": award.id, "reason": "投诉核实，撤销", "case": receipt},
-                              by="supervisor"),
-                ]
-            else:
-                entries.append(self.sign("points.reverse", {"entry": award.id, "reason": "登记有误"}, by="supervisor"))
+                entries += self.upheld_appeal(deduction)
         return entries
+
+    def upheld_appeal(self, deduction: Entry) -> list[Entry]:
+        """An appeal of ``deduction``: filed at the desk, accepted by the supervisors, upheld (the deduction
+        reversed, linked to the case) and answered."""
+        receipt = new_entry_id()
+        return [
+            self.sign("complaint.receipt", {"receipt": receipt, "commitment": "cd" * 32, "route": "jury"}, by="intake"),
+            self.sign("complaint.step", {"receipt": receipt, "step": "accept"}, by="supervisor"),
+            self.sign("points.reverse", {"entry": deduction.id, "reason": "申诉成立，撤销", "case": receipt},
+                      by="supervisor"),
+            self.sign("complaint.step", {"receipt": receipt, "step": "reply", "commitment": "ef" * 32}, by="supervisor"),
+        ]
 
 
 @dataclass

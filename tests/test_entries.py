@@ -22,10 +22,12 @@ from ledger.entries import (
     SIGNING_DOMAIN,
     Entry,
     check_signatures,
+    complaint_commitment,
     decode_leaf,
     household_commitment,
     parse_entry,
     signing_message,
+    step_commitment,
 )
 from ledger.errors import BadSignature, EncodingError, MalformedEntry
 
@@ -106,7 +108,8 @@ VALID_BODIES: dict[str, Callable[[Kit], dict[str, Any]]] = {
     "points.redeem": lambda kit: {"household": "h2", "amount": 3, "item": "洗衣粉", "quantity": 1},
     "points.reverse": lambda kit: {"entry": "f" * 32, "reason": "录入错误", "case": RECEIPT},
     "affair.publish": lambda kit: AFFAIR,
-    "complaint.receipt": lambda kit: {"receipt": RECEIPT, "commitment": SHA},
+    "complaint.receipt": lambda kit: {"receipt": RECEIPT, "commitment": SHA, "route": "grid", "grid": "g1"},
+    "complaint.step": lambda kit: {"receipt": RECEIPT, "step": "reply", "commitment": SHA},
 }
 
 
@@ -540,6 +543,39 @@ def test_a_household_update_must_change_something(kit: Kit) -> None:
         kit.sign("household.update", {"household": "h2"})
 
 
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        pytest.param({"route": "grid"}, "entry.body.grid: is required when the route is grid", id="grid route, no grid"),
+        pytest.param({"route": "supervision", "grid": "g1"}, "entry.body.grid: is only for the grid route",
+                     id="grid on another route"),
+        pytest.param({"route": "mayor"}, "entry.body.route: Must be one of", id="unknown route"),
+    ],
+)
+def test_a_complaint_receipt_names_its_route(kit: Kit, body: dict[str, Any], problem: str) -> None:
+    with pytest.raises(MalformedEntry, match=f"^{re.escape(problem)}"):
+        kit.sign("complaint.receipt", {"receipt": RECEIPT, "commitment": SHA, **body}, by="intake")
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        pytest.param({"step": "assign"}, "entry.body.assignee: is required for the assign step", id="assign, nobody"),
+        pytest.param({"step": "reply"}, "entry.body.commitment: is required for the reply step", id="empty reply"),
+        pytest.param({"step": "rate", "rating": "satisfied"}, "entry.body.resolved: is required for the rate step",
+                     id="rating without resolved"),
+        pytest.param({"step": "escalate"}, "entry.body.reason: is required for the escalate step", id="escalate, no reason"),
+        pytest.param({"step": "accept", "rating": "satisfied"}, "entry.body.rating: is not part of the accept step",
+                     id="rating on accept"),
+        pytest.param({"step": "escalate", "reason": "bored"}, "entry.body.reason: Must be one of", id="unknown reason"),
+        pytest.param({"step": "delete"}, "entry.body.step: Must be one of", id="no delete step"),
+    ],
+)
+def test_a_complaint_step_carries_exactly_its_fields(kit: Kit, body: dict[str, Any], problem: str) -> None:
+    with pytest.raises(MalformedEntry, match=f"^{re.escape(problem)}"):
+        kit.sign("complaint.step", {"receipt": RECEIPT, **body}, by="intake")
+
+
 # Leaf bytes: strict JSON in canonical form ---------------------------------------------------------------
 
 
@@ -695,6 +731,12 @@ def test_a_household_commitment_depends_on_salt_and_data() -> None:
         "another salt, another commitment"
     )
     assert household_commitment(salt, {**PERSONAL, "phone": "13812345679"}) != commitment
+
+
+def test_commitments_are_domain_separated() -> None:
+    salt = bytes(range(16))
+    made = {household_commitment(salt, PERSONAL), complaint_commitment(salt, PERSONAL), step_commitment(salt, PERSONAL)}
+    assert len(made) == 3, "the same data committed for another purpose gives another commitment"
 
 
 @pytest.mark.parametrize("size", [0, 8, 15])

@@ -39,7 +39,7 @@ def snapshot(state: State) -> tuple[Any, ...]:
         set(recent.ids),
         dict(recent.movements),
         dict(recent.reversals),
-        set(recent.receipts),
+        dict(state.cases),
     )
 
 
@@ -234,7 +234,7 @@ ALLOWED: dict[str, set[str]] = {
     "member.add": {"committee"},
     "member.role": {"committee"},
     "key.add": {"committee"},  # a stolen key must not mint another that outlives its revocation
-    "key.revoke": {"committee", "grid_worker", "supervisor", "intake"},
+    "key.revoke": {"committee", "grid_worker", "supervisor", "township", "intake"},
     "grid.define": {"committee"},
     "household.register": {"committee", "grid_worker"},
     "household.update": {"committee", "grid_worker"},
@@ -245,12 +245,14 @@ ALLOWED: dict[str, set[str]] = {
     "points.redeem": {"committee", "grid_worker"},
     "points.reverse": {"committee", "supervisor"},
     "affair.publish": {"committee"},
-    "complaint.receipt": {"committee", "grid_worker", "supervisor", "intake"},
+    "complaint.receipt": {"intake"},  # the complaint desk files; nobody can file in a complainant's name
+    "complaint.step": {"committee", "grid_worker", "supervisor", "township", "intake"},  # and see may_handle
 }
 SIGNER_OF_ROLE = {
     "committee": "secretary",
     "grid_worker": "grid1",
     "supervisor": "supervisor",
+    "township": "township",
     "intake": "intake",
     "auditor": "auditor",
 }
@@ -300,13 +302,13 @@ def body_for(kind: str, signer: str, kit: Kit, awarded: Entry) -> dict[str, Any]
             "date": "2026-01-05",
             "decision": {"meeting": "村民代表大会", "outcome": "通过"},
         },
-        "complaint.receipt": lambda: {"receipt": RECEIPT, "commitment": "cd" * 32},
+        "complaint.receipt": lambda: {"receipt": RECEIPT, "commitment": "cd" * 32, "route": "committee"},
     }
     return bodies[kind]()
 
 
 @pytest.mark.parametrize("role", list(SIGNER_OF_ROLE))
-@pytest.mark.parametrize("kind", list(ALLOWED))
+@pytest.mark.parametrize("kind", [kind for kind in ALLOWED if kind != "complaint.step"])  # steps: see below
 def test_each_role_signs_only_its_kinds(
     ledger: MemoryLedger, kit: Kit, awarded: Entry, kind: str, role: str
 ) -> None:
@@ -774,23 +776,212 @@ def test_an_entry_is_reversed_once(ledger: MemoryLedger, kit: Kit, awarded: Entr
     )
 
 
-def test_a_reversal_for_a_complaint_names_its_receipt(ledger: MemoryLedger, kit: Kit, awarded: Entry) -> None:
-    error = refused(
-        ledger.state,
-        reverse(kit, awarded.id, case=RECEIPT),
-        RuleViolation,
-        f"^complaint receipt {RECEIPT} is not in the log$",
-    )
+
+
+# Complaints: routed away from the accused, handled step by step, never a penalty -------------------------
+
+RECEIPTS = {route: f"{n:032x}" for n, route in enumerate(("supervision", "jury", "committee", "grid"), start=1)}
+ESCALATE = {"step": "escalate", "reason": "response_overdue"}
+
+
+def file_complaint(ledger: MemoryLedger, route: str, receipt: str | None = None) -> str:
+    receipt = receipt or RECEIPTS[route]
+    body = {"receipt": receipt, "commitment": "cd" * 32, "route": route, **({"grid": "g1"} if route == "grid" else {})}
+    ledger.post("complaint.receipt", body, by="intake")
+    return receipt
+
+
+def step(kit: Kit, receipt: str, name: str, *, by: str, **body: Any) -> Entry:
+    return kit.sign("complaint.step", {"receipt": receipt, "step": name, **body}, by=by)
+
+
+@pytest.fixture
+def complaints(ledger: MemoryLedger) -> MemoryLedger:
+    """The standard village with one new complaint on each route (the grid route: grid g1)."""
+    for route in RECEIPTS:
+        file_complaint(ledger, route)
+    return ledger
+
+
+def test_a_complaint_receipt_opens_a_case(complaints: MemoryLedger) -> None:
+    case = complaints.state.cases[RECEIPTS["grid"]]
+    assert (case.route, case.grid, case.status, case.escalated, case.reopened) == ("grid", "g1", "received", False, False)
+
+
+def test_a_complaint_receipt_is_recorded_once(complaints: MemoryLedger, kit: Kit) -> None:
+    again = kit.sign("complaint.receipt", {"receipt": RECEIPTS["jury"], "commitment": "ef" * 32, "route": "jury"}, by="intake")
+    refused(complaints.state, again, RuleViolation, f"^complaint receipt {RECEIPTS['jury']} is already in the log$")
+
+
+def test_a_complaint_routed_to_a_grid_needs_a_defined_grid(ledger: MemoryLedger, kit: Kit) -> None:
+    entry = kit.sign("complaint.receipt", {"receipt": RECEIPT, "commitment": "cd" * 32, "route": "grid", "grid": "g9"},
+                     by="intake")
+    refused(ledger.state, entry, RuleViolation, "^grid 'g9' is not defined$")
+
+
+HANDLERS = {
+    "supervision": {"supervisor", "township"},  # finances, cadre conduct: never the village committee
+    "jury": {"supervisor"},  # appeals of points: the morality jury
+    "committee": {"secretary", "founder", "chen"},
+    "grid": {"grid1", "secretary", "founder", "chen"},  # grid g1's worker, not g2's
+}
+
+
+@pytest.mark.parametrize("route", list(HANDLERS))
+@pytest.mark.parametrize("member", ["founder", "secretary", "chen", "grid1", "grid2", "supervisor", "township"])
+def test_only_the_handlers_of_a_route_may_act_on_it(complaints: MemoryLedger, kit: Kit, route: str, member: str) -> None:
+    entry = step(kit, RECEIPTS[route], "accept", by=member)
+    if member in HANDLERS[route]:
+        complaints.append(entry)
+        assert complaints.state.cases[RECEIPTS[route]].status == "accepted"
+    else:
+        refused(complaints.state, entry, NotAuthorised, f"^member {member} may not handle a complaint routed to {route}$")
+
+
+def test_an_escalated_case_reaches_the_township(complaints: MemoryLedger, kit: Kit) -> None:
+    receipt = RECEIPTS["jury"]
+    refused(complaints.state, step(kit, receipt, "accept", by="township"), NotAuthorised, "may not handle")
+    complaints.append(step(kit, receipt, "escalate", by="intake", **ESCALATE))
+    complaints.append(step(kit, receipt, "accept", by="township"))
+    assert complaints.state.cases[receipt].escalated
+
+
+@pytest.mark.parametrize("name", ["answer", "rate", "escalate"])
+def test_only_the_desk_speaks_for_the_villager_and_the_clock(complaints: MemoryLedger, kit: Kit, name: str) -> None:
+    body = {"answer": {"commitment": "ef" * 32}, "rate": {"rating": "satisfied", "resolved": True},
+            "escalate": {"reason": "resolution_overdue"}}[name]
+    entry = step(kit, RECEIPTS["supervision"], name, by="supervisor", **body)
+    refused(complaints.state, entry, NotAuthorised, f"^only the complaint desk may record the {name} step$")
+
+
+def test_a_case_goes_from_received_to_rated(complaints: MemoryLedger, kit: Kit) -> None:
+    receipt = RECEIPTS["supervision"]
+    statuses = []
+    for entry in (
+        step(kit, receipt, "accept", by="supervisor"),
+        step(kit, receipt, "assign", by="supervisor", assignee="township"),
+        step(kit, receipt, "start", by="township"),
+        step(kit, receipt, "answer", by="intake", commitment="12" * 32),
+        step(kit, receipt, "reply", by="township", commitment="34" * 32),
+        step(kit, receipt, "close", by="supervisor"),
+        step(kit, receipt, "rate", by="intake", rating="basically_satisfied", resolved=True),
+    ):
+        complaints.append(entry)
+        statuses.append(complaints.state.cases[receipt].status)
+    assert statuses == ["accepted", "assigned", "in_progress", "in_progress", "replied", "closed", "closed"]
+    case = complaints.state.cases[receipt]
+    assert (case.rating, case.resolved, case.reopened, case.escalated) == ("basically_satisfied", True, False, False)
+    assert case.filed < case.accepted < case.replied < case.closed, "each first time is the entry's own time"
+
+
+@pytest.mark.parametrize(
+    ("done", "name", "body", "status"),
+    [
+        pytest.param([], "close", {}, "received", id="close before a reply"),
+        pytest.param([], "reply", {"commitment": "34" * 32}, "received", id="reply before accepting"),
+        pytest.param(["accept"], "accept", {}, "accepted", id="accept twice"),
+        pytest.param(["accept"], "rate", {"rating": "satisfied", "resolved": True}, "accepted", id="rate while open"),
+        pytest.param(["accept", "reply", "close"], "answer", {"commitment": "12" * 32}, "closed", id="answer a closed case"),
+        pytest.param(["accept", "reply", "close"], "escalate", {"reason": "resolution_overdue"}, "closed",
+                     id="escalate a closed case"),
+    ],
+)
+def test_a_step_out_of_order_is_refused(
+    complaints: MemoryLedger, kit: Kit, done: list[str], name: str, body: dict[str, Any], status: str
+) -> None:
+    receipt = RECEIPTS["committee"]
+    for earlier in done:
+        complaints.append(step(kit, receipt, earlier, by="secretary", **({"commitment": "34" * 32} if earlier == "reply" else {})))
+    entry = step(kit, receipt, name, by="intake" if name in ("rate", "answer", "escalate") else "secretary", **body)
+    refused(complaints.state, entry, RuleViolation, f"^complaint {receipt} is {status}; it cannot take the {name} step$")
+
+
+def closed_case(ledger: MemoryLedger, kit: Kit, route: str = "committee") -> str:
+    receipt = RECEIPTS[route]
+    for name, body in (("accept", {}), ("reply", {"commitment": "34" * 32}), ("close", {})):
+        ledger.append(step(kit, receipt, name, by="secretary", **body))
+    return receipt
+
+
+@pytest.mark.parametrize(
+    ("rating", "resolved"), [("unsatisfied", True), ("satisfied", False)], ids=["unsatisfied", "not resolved"]
+)
+def test_an_unhappy_villager_reopens_a_case_once_and_escalates_it(
+    complaints: MemoryLedger, kit: Kit, rating: str, resolved: bool
+) -> None:
+    receipt = closed_case(complaints, kit)
+    complaints.append(step(kit, receipt, "rate", by="intake", rating=rating, resolved=resolved))
+    case = complaints.state.cases[receipt]
+    assert (case.status, case.reopened, case.escalated) == ("reopened", True, True)
+    complaints.append(step(kit, receipt, "accept", by="township"))  # escalated: the township may take it up
+    for name, body in (("reply", {"commitment": "56" * 32}), ("close", {})):
+        complaints.append(step(kit, receipt, name, by="township", **body))
+    complaints.append(step(kit, receipt, "rate", by="intake", rating=rating, resolved=resolved))
+    case = complaints.state.cases[receipt]
+    assert (case.status, case.rating, case.resolved) == ("closed", rating, resolved), "reopened once only"
+
+
+def test_a_case_is_rated_once_per_closing(complaints: MemoryLedger, kit: Kit) -> None:
+    receipt = closed_case(complaints, kit)
+    complaints.append(step(kit, receipt, "rate", by="intake", rating="satisfied", resolved=True))
+    again = step(kit, receipt, "rate", by="intake", rating="unsatisfied", resolved=False)
+    refused(complaints.state, again, RuleViolation, f"^complaint {receipt} was already rated since it was closed$")
+
+
+def test_a_case_is_escalated_once(complaints: MemoryLedger, kit: Kit) -> None:
+    receipt = RECEIPTS["grid"]
+    complaints.append(step(kit, receipt, "escalate", by="intake", **ESCALATE))
+    again = step(kit, receipt, "escalate", by="intake", reason="resolution_overdue")
+    refused(complaints.state, again, RuleViolation, f"^complaint {receipt} is already escalated$")
+
+
+def test_a_case_is_assigned_only_to_one_of_its_handlers(complaints: MemoryLedger, kit: Kit) -> None:
+    receipt = RECEIPTS["supervision"]
+    complaints.append(step(kit, receipt, "accept", by="supervisor"))
+    entry = step(kit, receipt, "assign", by="supervisor", assignee="secretary")
+    error = refused(complaints.state, entry, RuleViolation, "^member 'secretary' may not handle a complaint routed to supervision$")
+    assert error.field == "entry.body.assignee"
+
+
+def test_a_step_needs_a_filed_complaint(ledger: MemoryLedger, kit: Kit) -> None:
+    refused(ledger.state, step(kit, RECEIPT, "accept", by="secretary"), RuleViolation,
+            f"^complaint receipt {RECEIPT} is not in the log$")
+
+
+# Never a penalty for speaking up
+
+def test_an_upheld_appeal_reverses_the_deduction_it_names(complaints: MemoryLedger, kit: Kit) -> None:
+    deduction = complaints.post("points.deduct", {"household": "h2", "rule": "D-01", "amount": 5, "reason": "乱堆乱放"})
+    error = refused(complaints.state, reverse(kit, deduction.id, case=RECEIPT), RuleViolation,
+                    f"^complaint receipt {RECEIPT} is not in the log$")
     assert error.field == "entry.body.case"
-    ledger.post("complaint.receipt", {"receipt": RECEIPT, "commitment": "cd" * 32}, by="intake")
-    ledger.append(reverse(kit, awarded.id, case=RECEIPT))
-    assert balance(ledger, H2) == 0
+    complaints.append(reverse(kit, deduction.id, case=RECEIPTS["jury"]))
+    assert balance(complaints, H2) == 0
 
 
-def test_a_complaint_receipt_is_recorded_once(ledger: MemoryLedger, kit: Kit) -> None:
-    ledger.post("complaint.receipt", {"receipt": RECEIPT, "commitment": "cd" * 32}, by="intake")
-    again = kit.sign("complaint.receipt", {"receipt": RECEIPT, "commitment": "ef" * 32}, by="supervisor")
-    refused(ledger.state, again, RuleViolation, f"^complaint receipt {RECEIPT} is already in the log$")
+def test_a_reversal_linked_to_a_complaint_never_takes_points(complaints: MemoryLedger, kit: Kit, awarded: Entry) -> None:
+    refused(complaints.state, reverse(kit, awarded.id, case=RECEIPTS["jury"]), RuleViolation,
+            "^a reversal linked to a complaint may only undo a deduction, not a points.award$")
+
+
+def test_a_deduction_may_not_name_a_complaint(complaints: MemoryLedger, kit: Kit) -> None:
+    body = {"household": "h2", "rule": "D-01", "amount": 5, "reason": f"诬告，见投诉 {RECEIPTS['grid']}"}
+    error = refused(complaints.state, kit.sign("points.deduct", body), RuleViolation,
+                    f"^a deduction may not refer to complaint {RECEIPTS['grid']}$")
+    assert error.field == "entry.body.reason"
+    complaints.post("points.deduct", {**body, "reason": f"乱堆乱放，照片 {'ab' * 16}"})  # not a receipt id
+
+
+@pytest.mark.parametrize(
+    ("field", "text"),
+    [("title_zh", "恶意投诉"), ("title_zh", "越级上访"), ("title_en", "Frivolous APPEALS"), ("description", "reporting via the complaint channel")],
+)
+def test_no_deduction_rule_may_target_speaking_up(ledger: MemoryLedger, kit: Kit, field: str, text: str) -> None:
+    body = {"rule": "D-09", "title_zh": "乱扔垃圾", "title_en": "Littering", "ledger": "morality", "direction": "deduct",
+            "amount": 5, "evidence_required": False, field: text}
+    error = refused(ledger.state, kit.sign("rule.publish", body), RuleViolation, "^a deduction rule may not target speaking up")
+    assert error.field == f"entry.body.{field}"
+    ledger.post("rule.publish", {**body, "direction": "award", "rule": "M-09"})  # an award for reporting is fine
 
 
 # Rules, committee ----------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from storage import Appended, StorageError, Store, make_engine
 from storage.models import DERIVED_TABLES
 
 LOG_TABLES = ("entries", "tree_nodes", "checkpoints")
-SETUP_SIZE = 17  # genesis and the 16 entries of Kit.setup_entries()
+SETUP_SIZE = 18  # genesis and the 17 entries of Kit.setup_entries()
 
 
 # --- helpers -----------------------------------------------------------------------------------------
@@ -122,7 +122,7 @@ def recorded_statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
 
 @pytest.fixture
 def one_by_one(store: Store, kit: Kit) -> tuple[StoredVillage, dict[int, Checkpoint]]:
-    """The standard village appended one entry per batch, so that every size 1..17 has a signed
+    """The standard village appended one entry per batch, so that every size 1..18 has a signed
     checkpoint; with those checkpoints by size."""
     village = StoredVillage.create(store, kit, setup=False)
     for entry in kit.setup_entries():
@@ -214,14 +214,14 @@ def test_a_proof_for_the_wrong_leaf_or_root_does_not_verify(
 @pytest.mark.parametrize(
     ("request_", "message"),
     [
-        (lambda s, slug: s.inclusion_proof(slug, 17, 17), "index 17 is outside a tree of size 17"),
+        (lambda s, slug: s.inclusion_proof(slug, 18, 18), "index 18 is outside a tree of size 18"),
         (lambda s, slug: s.inclusion_proof(slug, -1, 5), "index -1 is outside a tree of size 5"),
-        (lambda s, slug: s.inclusion_proof(slug, 0, 18), r"tree size 18 is outside 1\.\.17"),
+        (lambda s, slug: s.inclusion_proof(slug, 0, 19), r"tree size 19 is outside 1\.\.18"),
         (lambda s, slug: s.consistency_proof(slug, 0, 5), "need 0 < first <= second, got first=0 second=5"),
         (lambda s, slug: s.consistency_proof(slug, 6, 5), "need 0 < first <= second, got first=6 second=5"),
-        (lambda s, slug: s.consistency_proof(slug, 3, 18), r"tree size 18 is outside 1\.\.17"),
-        (lambda s, slug: s.tlog_proof(slug, 17), "no entry at index 17 in village 'testvillage'"),
-        (lambda s, slug: s.leaf(slug, 17), "no entry at index 17 in village 'testvillage'"),
+        (lambda s, slug: s.consistency_proof(slug, 3, 19), r"tree size 19 is outside 1\.\.18"),
+        (lambda s, slug: s.tlog_proof(slug, 18), "no entry at index 18 in village 'testvillage'"),
+        (lambda s, slug: s.leaf(slug, 18), "no entry at index 18 in village 'testvillage'"),
         (lambda s, slug: s.inclusion_proof("nowhere", 0, 1), "no village 'nowhere'"),
     ],
     ids=["index=size", "negative index", "size beyond the log", "first=0", "first>second",
