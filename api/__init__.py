@@ -19,10 +19,10 @@ from storage.db import database_url, instance_path, instance_secret
 
 from . import extensions, guards, problems
 from .views import auth as auth_views  # not `auth`: that name is api.auth, the login logic
-from .views import check, entries, households, log, plates, public
+from .views import check, complaints, entries, households, log, plates, public
 
 API_PREFIX = "/api/v1"
-BLUEPRINTS = (log.blp, entries.blp, households.blp, public.blp, auth_views.blp, check.blp, plates.blp)
+BLUEPRINTS = (log.blp, entries.blp, households.blp, public.blp, auth_views.blp, check.blp, plates.blp, complaints.blp)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -54,6 +54,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             app.config[name] = default()
 
     extensions.init_store(app)
+    extensions.limiter.init_app(app)
     extensions.api.init_app(app)
     for blueprint in BLUEPRINTS:
         extensions.api.register_blueprint(blueprint)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 import flask_smorest
 from flask import Flask, current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -49,11 +52,20 @@ class Api(flask_smorest.Api):
 
 
 api = Api()
+# Per-client limits on filing and tracking complaints. Client addresses live only in the limiter's
+# memory (per worker process), never in the database: anonymous complaints store no address.
+limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", strategy="fixed-window")
 
 
 def init_store(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_URL"])
     app.extensions["villageledger.store"] = Store(engine, log_key_passphrase=app.config["LOG_KEY_PASSPHRASE"].encode())
+
+
+def now() -> datetime:
+    """The server's clock: ``CLOCK`` in the config (a callable; tests control time with it) or UTC now."""
+    clock = current_app.config.get("CLOCK")
+    return clock() if clock else datetime.now(timezone.utc)
 
 
 def store() -> Store:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ledger.errors import EncodingError, EntryError, LedgerError, ProofError
-from storage import NotFound, StorageError
+from storage import NotFound, StorageError, complaints
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "tag:villageledger.org,2026:problem/"
@@ -83,7 +83,7 @@ def _flatten(messages: Any, prefix: str = "") -> list[dict[str, str]]:
     if isinstance(messages, Mapping):
         out: list[dict[str, str]] = []
         for key, value in messages.items():
-            name = "" if key in ("_schema", "json", "query", "view_args", "headers") else str(key)
+            name = "" if key in ("_schema", "json", "query", "view_args", "headers", "form", "files") else str(key)
             out.extend(_flatten(value, f"{prefix}.{name}" if prefix and name else prefix or name))
         return out
     if isinstance(messages, list) and all(isinstance(item, str) for item in messages):
@@ -114,6 +114,13 @@ def from_ledger_error(error: LedgerError) -> Problem:
         problems = getattr(error, "problems", None) or {field: [str(error)]}
         errors = [{"field": name, "problem": reason} for name, reasons in problems.items() for reason in reasons]
         return Problem(status, error.code, title, str(error), errors=errors, position=getattr(error, "position", None))
+    if isinstance(error, complaints.ComplaintError):
+        return Problem(422, "refused", "The request was refused", str(error),
+                       errors=[{"field": error.field, "problem": str(error)}])
+    if isinstance(error, complaints.NotYours):
+        return Problem(403, "forbidden", "Forbidden", str(error))
+    if isinstance(error, complaints.DeskNotReady):
+        return Problem(503, "desk-not-ready", "The complaint desk is not set up", str(error))
     if isinstance(error, NotFound):
         return Problem(404, "not-found", "Not Found", str(error))
     if isinstance(error, EncodingError):

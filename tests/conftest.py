@@ -52,7 +52,8 @@ from sqlalchemy.pool import NullPool
 from werkzeug.serving import make_server
 
 from api import create_app
-from storage import Store, make_engine
+from ledger.canonical import b64encode
+from storage import Store, complaints, make_engine
 from storage.migrate import upgrade
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
@@ -206,6 +207,32 @@ def app(database_url: str, village: StoredVillage, tmp_path: Path, monkeypatch: 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def login(client: FlaskClient, village: StoredVillage) -> Callable[[str], dict[str, str]]:
+    """``login(member)``: Authorization headers for that kit member, by signing a challenge."""
+
+    def as_member(name: str) -> dict[str, str]:
+        base = f"/api/v1/villages/{village.slug}"
+        issued = client.post(f"{base}/auth/challenge").json
+        signature = village.kit.keys[name].sign(issued["message"].encode())
+        response = client.post(f"{base}/auth/token", json={
+            "key": village.kit.key_b64(name), "challenge": issued["challenge"], "signature": b64encode(signature),
+        })
+        assert response.status_code == 200, response.data
+        return {"Authorization": f"Bearer {response.json['token']}"}
+
+    return as_member
+
+
+@pytest.fixture
+def desk(village: StoredVillage) -> str:
+    """The village's complaint desk: its server-held key, registered by the committee as member ``desk``
+    (role intake). Its base64 public key."""
+    public = b64encode(complaints.desk_public_key(village.store, village.slug))
+    village.append(village.kit.sign("member.add", {"member": "desk", "name": "投诉受理台", "roles": ["intake"], "key": public}))
+    return public
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright never downloads a browser here

@@ -298,22 +298,6 @@ def test_the_export_is_streamed_and_verifies(client: FlaskClient, village: Store
 # --- who may read what ------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def login(client: FlaskClient, village: StoredVillage) -> Callable[[str], dict[str, str]]:
-    """``login(member)``: Authorization headers for that kit member, by signing a challenge."""
-
-    def as_member(name: str) -> dict[str, str]:
-        issued = client.post(f"{BASE}/auth/challenge").json
-        signature = village.kit.keys[name].sign(issued["message"].encode())
-        response = client.post(f"{BASE}/auth/token", json={
-            "key": village.kit.key_b64(name), "challenge": issued["challenge"], "signature": b64encode(signature),
-        })
-        assert response.status_code == 200, response.data
-        return {"Authorization": f"Bearer {response.json['token']}"}
-
-    return as_member
-
-
 def test_a_member_logs_in_by_signing_a_challenge(client: FlaskClient, village: StoredVillage) -> None:
     issued = client.post(f"{BASE}/auth/challenge").json
     assert issued["message"] == f"villageledger/auth/v1\ntestvillage\n{issued['challenge']}"
