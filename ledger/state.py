@@ -729,6 +729,10 @@ def _complaint_step(state: State, entry: Entry, author: Member, changes: Changes
         raise NotAuthorised(
             f"member {author.id} may not handle a complaint routed to {case.route}", field="entry.author"
         )
+    latest = max(t for t in (case.filed, case.accepted, case.replied, case.closed) if t)
+    if entry.time < latest:
+        raise RuleViolation(f"a step of complaint {case.receipt} may not be dated before its last step ({latest})",
+                            field="entry.time")
     follows, leads_to = STEPS[step]
     if case.status not in follows:
         raise RuleViolation(f"complaint {case.receipt} is {case.status}; it cannot take the {step} step", field="entry.body.step")

@@ -1203,5 +1203,5 @@ def test_any_points_sequence_keeps_the_books(standard: MemoryLedger, ops: list[d
 def test_a_complaint_step_is_never_dated_before_the_last_one(complaints: MemoryLedger, kit: Kit) -> None:
     receipt = RECEIPTS["committee"]
     filed = complaints.state.cases[receipt].filed
-    earlier = step(kit, receipt, "accept", by="secretary", time="2025-12-31T23:59:59Z")
+    earlier = kit.sign("complaint.step", {"receipt": receipt, "step": "accept"}, by="secretary", time="2025-12-31T23:59:59Z")
     refused(complaints.state, earlier, RuleViolation, f"^a step of complaint {receipt} may not be dated before its last step \\({filed}\\)$")
