@@ -310,6 +310,33 @@ def reissue_plate(village: str, household: str, base_url: str | None) -> None:
     click.echo(door_plates.plate_url(base_url, token))
 
 
+@main.command("desk-key")
+@click.argument("village")
+def desk_key(village: str) -> None:
+    """Print VILLAGE's complaint desk key (made on first use), which signs villagers' receipts, answers and
+    ratings. The committee registers it once, e.g. ``villageledger post VILLAGE member.add
+    '{"member": "complaint-desk", "name": "投诉受理", "roles": ["intake"], "key": "<KEY>"}' ...``."""
+    from storage import complaints
+
+    with _store() as store:
+        public = _guard(lambda: complaints.desk_public_key(store, village))
+    click.echo(b64encode(public))
+
+
+@main.command()
+@click.argument("village")
+def escalate(village: str) -> None:
+    """Escalate to the township every complaint of VILLAGE past its deadline (the server also does this
+    whenever complaints are read; run this from cron, e.g. hourly, so that quiet villages escalate too)."""
+    from datetime import datetime, timezone
+
+    from storage import complaints
+
+    with _store() as store:
+        escalated = _guard(lambda: complaints.escalate_overdue(store, village, datetime.now(timezone.utc)))
+    click.echo(f"{len(escalated)} complaint(s) escalated" + "".join(f"\n  {receipt}" for receipt in escalated))
+
+
 def _guard(action: Any) -> Any:
     try:
         return action()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -21,8 +22,9 @@ from typing import Any
 
 import keys
 from ledger.canonical import b64encode
-from ledger.entries import Entry, make_unsigned, sign_entry
+from ledger.entries import Entry, make_unsigned, sign_entry, step_commitment
 
+from . import complaints
 from .store import NotFound, Store
 
 SLUG = "demo"
@@ -123,6 +125,9 @@ def build_demo(store: Store, key_folder: Path, *, households: int = 200, events:
     secretary = committee[0]
     poster.batch(secretary, [("grid.define", {"grid": g, "name": zh, "name_en": en}) for g, zh, en in GRIDS])
     poster.batch(secretary, [("member.add", _member_body(m)) for m in members[1:] if m.household is None])
+    desk = {"member": "complaint-desk", "name": "投诉受理", "roles": ["intake"],
+            "key": b64encode(complaints.desk_public_key(store, SLUG))}  # held by the server, not a person
+    poster.batch(secretary, [("member.add", desk)])
     homes = _households(rng, households)
     for grid, _, _ in GRIDS:
         worker = next(m for m in members if m.grid == grid)
@@ -131,7 +136,37 @@ def build_demo(store: Store, key_folder: Path, *, households: int = 200, events:
     poster.batch(secretary, [("rule.publish", _rule_body(rule)) for rule in RULES])
     _affairs(poster, secretary, rng)
     _daily_life(poster, members, homes, rng, events)
+    _complaints(poster, members, homes)
     return True
+
+
+DEMO_COMPLAINTS = [
+    ("finances", "村道硬化工程的支出明细没有公示，请村监会核查。"),
+    ("environment", "河边有人倾倒建筑垃圾，已拍照。"),
+    ("suggestion", "建议在文化礼堂旁增设老年人健身器材。"),
+    ("cadre_conduct", "有村干部在低保评定中优亲厚友，请调查。"),
+]
+
+
+def _complaints(poster: _Poster, members: Sequence[DemoMember], homes: Sequence[dict[str, Any]]) -> None:
+    """A few filed complaints (the desk signs their receipts); the supervision committee answers and
+    closes the first, so the village page has figures and the console has cases in every state."""
+    store, supervisor = poster.store, next(m for m in members if "supervisor" in m.roles)
+    filed = []
+    for n, (category, text) in enumerate(DEMO_COMPLAINTS):
+        poster.clock.tick()
+        filed.append(complaints.file_complaint(store, SLUG, category=category, text=text,
+                                               household=homes[n * 7]["household"], now=poster.clock.now))
+    handler = store.state(SLUG).members[supervisor.id]
+    for step, text in (("accept", None), ("reply", "已调取工程台账，支出明细将于本月 25 日在公开栏公示。"), ("close", None)):
+        body: dict[str, Any] = {"receipt": filed[0].receipt, "step": step}
+        salt = secrets.token_bytes(16) if text else None
+        if salt is not None:
+            body["commitment"] = step_commitment(salt, {"receipt": filed[0].receipt, "step": step, "by": supervisor.id, "text": text})
+        signed = poster.sign(supervisor, "complaint.step", body)
+        complaints.handler_step(store, SLUG, handler, signed, text=text, salt=salt, now=poster.clock.now)
+    complaints.villager_step(store, SLUG, filed[0].tracking_code, "rate", rating="satisfied", resolved=True,
+                             now=poster.clock.now)
 
 
 def _members(households: int) -> list[DemoMember]:
@@ -142,7 +177,7 @@ def _members(households: int) -> list[DemoMember]:
         DemoMember("zhou-lan", "周兰", ["supervisor"], keys.SigningKey.generate()),
         DemoMember("xu-defu", "徐德福", ["supervisor"], keys.SigningKey.generate()),
         DemoMember("township-audit", "乡镇审计", ["auditor"], keys.SigningKey.generate()),
-        DemoMember("complaint-desk", "投诉受理", ["intake"], keys.SigningKey.generate()),
+        DemoMember("township-liaison", "乡镇联村干部", ["township"], keys.SigningKey.generate()),
     ]
     workers = "吴海燕 孙明华 朱国平 高春梅 林永红 何金凤 郭卫东 罗玉兰".split()
     for (grid, _, _), name in zip(GRIDS, workers):

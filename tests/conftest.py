@@ -266,6 +266,25 @@ def chromium() -> Iterator[Any]:
             browser.close()
 
 
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+
+
+@pytest.fixture
+def phone(chromium: Any) -> Iterator[Any]:
+    """A fresh phone-sized browser page (its own context: no cookies or storage from other tests)."""
+    context = chromium.new_context(**PHONE)
+    yield context.new_page()
+    context.close()
+
+
+def screenshot(page: Any, name: str, request: pytest.FixtureRequest) -> None:
+    """Keep a full-page screenshot in artifacts/screenshots/ (CI keeps that folder)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    suffix = f"-{request.node.callspec.id}" if hasattr(request.node, "callspec") else ""
+    page.screenshot(path=SCREENSHOTS / f"{name}{suffix}.png", full_page=True)
+
+
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The app served over HTTP on a free loopback port for the length of the test; its base URL."""

@@ -5,11 +5,10 @@ replaced plate is refused, and the page meets WCAG 2.1 AA. Screenshots go to ``a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import PHONE, screenshot
 from kit import StoredVillage
 from tamper import behind_the_triggers, flip_one_byte
 
@@ -17,17 +16,7 @@ from storage import plates
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
-PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 CHECKED = ".status.ok, .status.bad"
-
-
-@pytest.fixture
-def phone(chromium: Any) -> Iterator[Any]:
-    """A fresh phone-sized browser context (no cookies from other tests)."""
-    context = chromium.new_context(**PHONE)
-    yield context.new_page()
-    context.close()
 
 
 @pytest.fixture
@@ -37,11 +26,6 @@ def door(village: StoredVillage, live_server: str) -> str:
     village.append(kit.award("h2", 7), kit.award("h2", 3, by="grid1"), kit.sign("points.deduct", {
         "household": "h2", "rule": "D-01", "amount": 5, "reason": "柴草堆放在路旁"}))
     return f"{live_server}/h/{plates.token_for(village.store, village.slug, 'h2')}"
-
-
-def screenshot(page: Any, name: str, request: pytest.FixtureRequest) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=SCREENSHOTS / f"{name}-{request.node.callspec.id}.png", full_page=True)
 
 
 def test_a_villager_scans_the_plate_and_the_phone_verifies_every_record(

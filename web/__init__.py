@@ -29,9 +29,11 @@ def select_language() -> str:
 
 
 def init_app(app: Flask) -> None:
+    from . import complaints
     from .views import bp
 
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(__file__).resolve().parent / "translations"))
     babel.init_app(app, locale_selector=select_language)
     app.register_blueprint(bp)
+    app.register_blueprint(complaints.bp)

@@ -14,7 +14,7 @@ from flask_babel import get_locale, lazy_gettext as _l
 from api.extensions import store
 from ledger.canonical import b64encode
 from ledger.note import parse_checkpoint
-from storage import NotFound, plates, reads
+from storage import NotFound, complaints, plates, reads
 from storage.reads import EntryFilter
 
 from . import COOKIE, LANGUAGES
@@ -26,7 +26,7 @@ PAGE = 20
 LEDGER_NAMES = {"morality": _l("Morality bank"), "credit": _l("Credit points")}
 ROLE_NAMES = {
     "committee": _l("Village committee"), "grid_worker": _l("Grid worker"), "supervisor": _l("Supervision committee"),
-    "auditor": _l("Auditor"), "intake": _l("Complaint desk"),
+    "auditor": _l("Auditor"), "intake": _l("Complaint desk"), "township": _l("Township"),
 }
 KIND_NAMES = {
     "points.award": _l("Award"), "points.deduct": _l("Deduction"), "points.redeem": _l("Redeemed at the points supermarket"),
@@ -49,6 +49,8 @@ class EntryView:
     evidence: list[str]
     leaf: str
     proof: list[str]
+    entry_id: str
+    deduction: bool
 
 
 def _title(body: dict[str, Any], rules: dict[str, Any]) -> str:
@@ -70,6 +72,7 @@ def _entry_view(row: Any, proof: list[bytes], rules: dict[str, Any], roles: dict
         reason=str(body.get("reason", "")), ledger=row.ledger, amount=signed_amount,
         posted_by=" / ".join(str(ROLE_NAMES[r]) for r in signer_roles if r in ROLE_NAMES),
         evidence=list(body.get("evidence", [])), leaf=b64encode(row.leaf), proof=[b64encode(h) for h in proof],
+        entry_id=row.entry_id, deduction=row.kind == "points.deduct",
     )
 
 
@@ -122,6 +125,7 @@ def village_page(village: str) -> Any:
         "village.html", village=row, state=state, month=month, category=category, categories=CATEGORY_NAMES,
         affairs=latest, totals=_finance_totals(latest), rules=reads.rules(store(), village), ranking=ranking,
         ledger_names=LEDGER_NAMES, stats=reads.points_totals(store(), village),
+        figures=complaints.figures(store(), village)[:12],
     )
 
 

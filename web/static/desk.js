@@ -1,0 +1,153 @@
+// The handlers' console: the member's key is decrypted and kept in this browser (signer.js); every step
+// is a complaint.step entry signed here and posted with the reply's text and the salt that opens its
+// commitment. Complaint texts are shown with textContent only: nothing a villager writes becomes markup.
+import { canonicalize, forgetKey, importKeyFile, loadKey, login, makeUnsigned, saveKey, signEntry } from "./signer.js";
+
+const data = document.getElementById("desk-data").dataset;
+const village = data.village;
+const names = { statuses: JSON.parse(data.statuses), categories: JSON.parse(data.categories),
+  steps: JSON.parse(data.steps), routes: JSON.parse(data.routes) };
+const api = `/api/v1/villages/${village}`;
+const $ = (id) => document.getElementById(id);
+const STEP_DOMAIN = "villageledger/complaint-step/v1\n";
+let session = null; // {key, token, member}
+let current = null; // the case view shown
+
+function say(text, bad = false) {
+  $("desk-status").textContent = text;
+  $("desk-status").className = bad ? "status bad" : "status";
+}
+
+async function call(path, options = {}) {
+  const response = await fetch(`${api}${path}`, { ...options,
+    headers: { Authorization: `Bearer ${session.token}`, ...(options.body ? { "Content-Type": "application/json" } : {}) } });
+  const answer = response.headers.get("Content-Type")?.includes("json") ? await response.json() : response;
+  if (!response.ok) throw new Error(answer.detail ?? response.statusText);
+  return answer;
+}
+
+const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
+
+async function stepCommitment(salt, content) {
+  const text = new TextEncoder().encode(canonicalize(content));
+  const domain = new TextEncoder().encode(STEP_DOMAIN);
+  const whole = new Uint8Array(domain.length + salt.length + text.length);
+  whole.set(domain); whole.set(salt, domain.length); whole.set(text, domain.length + salt.length);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", whole));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function signIn(key) {
+  say(data.loading);
+  const answer = await login("", village, key.privateKey, key.publicKey);
+  session = { key, token: answer.token, member: answer.member };
+  $("key-form").hidden = true;
+  $("cases-section").hidden = false;
+  $("who").textContent = data.signedIn.replace("{member}", answer.member);
+  say(data.signedIn.replace("{member}", answer.member));
+  await showCases();
+}
+
+async function showCases() {
+  const { items } = await call("/complaints");
+  const list = $("cases");
+  list.replaceChildren();
+  for (const item of items) {
+    const li = document.createElement("li");
+    const link = document.createElement("a");
+    link.href = `#${item.receipt}`;
+    link.textContent = `${item.filed} · ${names.routes[item.route]} · ${names.statuses[item.status]}${item.escalated ? ` · ${data.escalated}` : ""}`;
+    link.addEventListener("click", (event) => { event.preventDefault(); showCase(item.receipt); });
+    li.append(link);
+    list.append(li);
+  }
+  if (!items.length) list.textContent = data.none;
+}
+
+async function showCase(receipt) {
+  current = await call(`/complaints/${receipt}`);
+  const { case: item, content } = current;
+  $("case-section").hidden = false;
+  $("case-title").textContent = names.categories[content.category] ?? content.category;
+  $("case-status").textContent = `${names.statuses[item.status]}${item.escalated ? ` · ${data.escalated}` : ""}`;
+  $("case-text").textContent = content.text;
+  const meta = [item.filed, content.anonymous ? data.anonymous : data.household.replace("{household}", content.household ?? "—")];
+  if (content.assisted_by) meta.push(data.assisted.replace("{member}", content.assisted_by));
+  if (content.appeal_of) meta.push(data.appeal.replace("{entry}", content.appeal_of));
+  $("case-meta").textContent = meta.join(" · ");
+  const steps = $("case-steps");
+  steps.replaceChildren(...current.steps.map((step) => {
+    const li = document.createElement("li");
+    li.textContent = `${step.time} ${names.steps[step.step] ?? step.step}${step.by ? ` (${step.by})` : ""}${step.text ? `: ${step.text}` : ""}`;
+    return li;
+  }));
+  const photos = $("case-photos");
+  photos.replaceChildren();
+  for (const sha of current.photos) {
+    const blob = await (await call(`/complaints/${receipt}/photos/${sha}`)).blob();
+    const img = document.createElement("img");
+    img.src = URL.createObjectURL(blob);
+    img.alt = sha.slice(0, 8);
+    img.className = "photo";
+    photos.append(img);
+  }
+  document.querySelector("[data-uphold]").hidden = !content.appeal_of;
+  $("case-section").scrollIntoView();
+}
+
+async function post(kind, body) {
+  const unsigned = makeUnsigned({ kind, village, body, author: session.key.publicKey });
+  return signEntry(unsigned, session.key.privateKey, session.key.publicKey);
+}
+
+async function takeStep(step) {
+  const receipt = current.case.receipt;
+  const text = $("reply-text").value.trim();
+  const body = { receipt, step };
+  const payload = {};
+  if (step === "reply") {
+    const salt = crypto.getRandomValues(new Uint8Array(16));
+    body.commitment = await stepCommitment(salt, { receipt, step, by: session.member, text });
+    Object.assign(payload, { text, salt: b64(salt) });
+  }
+  const entry = await post("complaint.step", body);
+  await call(`/complaints/${receipt}/steps`, { method: "POST", body: JSON.stringify({ entry, ...payload }) });
+  $("reply-text").value = "";
+  say(data.saved);
+  await showCase(receipt);
+  await showCases();
+}
+
+async function uphold() {
+  const entry = await post("points.reverse", { entry: current.content.appeal_of, reason: data.reason, case: current.case.receipt });
+  await call("/entries", { method: "POST", body: JSON.stringify(entry) });
+  say(data.reversed);
+}
+
+const guarded = (action) => async (...args) => {
+  try { await action(...args); } catch (error) { say(error.message, true); }
+};
+
+$("key-form").addEventListener("submit", guarded(async (event) => {
+  event.preventDefault();
+  const pem = await $("key-file").files[0].text();
+  const key = await importKeyFile(pem, $("passphrase").value);
+  $("passphrase").value = "";
+  await saveKey(village, key);
+  await signIn(key);
+}));
+$("forget").addEventListener("click", guarded(async () => {
+  await forgetKey(village);
+  location.reload();
+}));
+for (const button of document.querySelectorAll("[data-step]")) {
+  button.addEventListener("click", guarded(() => takeStep(button.dataset.step)));
+}
+document.querySelector("[data-uphold]").addEventListener("click", guarded(uphold));
+
+guarded(async () => {
+  const key = await loadKey(village);
+  if (key) return signIn(key);
+  $("key-form").hidden = false;
+  say(data.needKey);
+})();
