@@ -405,3 +405,70 @@ def test_the_public_figures_count_resolution_satisfaction_and_timeliness(
     assert march["resolution_rate"] == 50.0 and march["satisfaction_rate"] == 66.7 and march["on_time_rate"] == 66.7
     assert march["median_hours_to_reply"] == 6.0  # replies at 2 h, 6 h and 20 days after filing
 
+
+
+@pytest.mark.parametrize("member", ["founder", "secretary", "chen", "grid1", "grid2", "supervisor", "township", "auditor", "intake"])
+def test_every_private_complaint_route_answers_only_the_members_a_case_is_routed_to(
+    client: FlaskClient, api: str, village: StoredVillage, login: Callable[[str], dict[str, str]], member: str
+) -> None:
+    """Reading a case, its photos, and acting on it: each route, each role; nobody without a token."""
+    raw = jpeg_with_gps()
+    receipts = {category: file(client, api, category, plate=plate_of(village, "h1"), photos=[(raw, "a.jpg")]).json
+                for category in CAN_READ}
+    headers = login(member)
+    for category, filed in receipts.items():
+        may = member in CAN_READ[category]
+        receipt, (sha,) = filed["receipt"], filed["content"]["photos"]
+        reads = [client.get(f"{api}/complaints/{receipt}", headers=headers),
+                 client.get(f"{api}/complaints/{receipt}/photos/{sha}", headers=headers)]
+        assert [r.status_code for r in reads] == ([200, 200] if may else [403, 403]), (category, member)
+        acted = client.post(f"{api}/complaints/{receipt}/steps", headers=headers,
+                            json=sign_step(village, member, receipt, "accept"))
+        assert acted.status_code == (201 if may else 403), (category, member, acted.json)
+        for path in (f"/complaints/{receipt}", f"/complaints/{receipt}/photos/{sha}"):
+            assert client.get(f"{api}{path}").status_code == 401
+
+
+def test_a_case_accepted_but_not_closed_in_time_escalates_for_resolution(
+    client: FlaskClient, api: str, village: StoredVillage, clock: Clock, login: Callable[[str], dict[str, str]]
+) -> None:
+    receipt = file(client, api, "suggestion").json["receipt"]
+    client.post(f"{api}/complaints/{receipt}/steps", headers=login("secretary"),
+                json=sign_step(village, "secretary", receipt, "accept"))
+    clock.advance(days=14)
+    assert client.get(f"{api}/complaints", headers=login("township")).json["items"] == [], "accepted in time"
+    clock.advance(days=1, seconds=1)
+    (case,) = client.get(f"{api}/complaints", headers=login("township")).json["items"]
+    assert case["escalated"] and case["status"] == "accepted"
+    escalation = decode_leaf(village.store.leaf(village.slug, village.size() - 1))
+    assert escalation.body["reason"] == "resolution_overdue"
+
+
+def test_an_anonymous_complaint_keeps_no_address_or_device(
+    client: FlaskClient, api: str, village: StoredVillage
+) -> None:
+    marker_agent = "Mozilla/5.0 (Linux; Android 9; Redmi 6A) device-7f3a"
+    response = client.post(f"{api}/complaints", data={"category": "cadre_conduct", "text": "有人收受红包", "anonymous": "true"},
+                           headers={"User-Agent": marker_agent, "X-Forwarded-For": "10.9.8.7"},
+                           environ_base={"REMOTE_ADDR": "192.0.2.77"}, content_type="multipart/form-data")
+    assert response.status_code == 201
+    with read_session(village.store.engine) as session:
+        stored = [repr(row) for model in (m.ComplaintRow, m.ComplaintMessageRow, m.ComplaintPhotoRow, m.CaseRow)
+                  for row in session.execute(select(model)).all()]
+        leaves = [row.leaf.decode() for row in session.execute(select(m.EntryRow)).scalars()]
+    for trace in ("192.0.2.77", "10.9.8.7", "device-7f3a", "Redmi"):
+        assert not any(trace in text for text in stored + leaves), trace
+
+
+def test_the_village_page_shows_the_figures_and_no_complaint_content(
+    client: FlaskClient, api: str, village: StoredVillage, clock: Clock, login: Callable[[str], dict[str, str]]
+) -> None:
+    filed = file(client, api, "suggestion", "建议修路灯").json
+    for step, text in (("accept", None), ("reply", "已安排"), ("close", None)):
+        client.post(f"{api}/complaints/{filed['receipt']}/steps", headers=login("secretary"),
+                    json=sign_step(village, "secretary", filed["receipt"], step, text))
+    client.post(f"{api}/complaints/rate", json={"code": filed["tracking_code"], "rating": "satisfied", "resolved": True})
+    page = client.get(f"/v/{village.slug}?lang=en").get_data(as_text=True)
+    figures = page[page.index('id="complaint-figures"'):page.index("</table>", page.index('id="complaint-figures"'))]
+    assert "2026-03" in figures and figures.count("100.0 %") == 3, "resolved, satisfied and on time"
+    assert "建议修路灯" not in page and "已安排" not in page and filed["tracking_code"] not in page

@@ -133,17 +133,27 @@ def test_the_committee_console_never_shows_a_complaint_about_finances(
     desktop.wait_for_selector("#cases-section:not([hidden])")
 
 
-def test_an_appeal_link_on_a_deduction_files_an_appeal(
-    phone: Any, door: str, village: StoredVillage, request: pytest.FixtureRequest
+def test_an_appeal_from_a_deduction_is_upheld_by_the_jury_and_the_points_come_back(
+    phone: Any, desktop: Any, door: str, live_server: str, village: StoredVillage,
+    key_file: Callable[[str], Path], request: pytest.FixtureRequest,
 ) -> None:
     phone.goto(door)
-    phone.click("a[href*=\"appeal=\"]")
+    phone.click("a[href*=\"appeal=\"]")  # 申诉 on the deduction
     assert phone.input_value("#category") == "points_appeal"
     phone.fill("#text", "柴草不是我家堆的")
     phone.click("button[type=submit]")
     phone.wait_for_selector("#tracking-code")
     (case,) = village.store.state(village.slug).cases.values()
     assert case.route == "jury"
+    before = village.store.state(village.slug).balance("household:h2", "morality")
+    sign_in(desktop, live_server, village.slug, key_file("supervisor"))
+    desktop.click("#cases a")
+    desktop.click("[data-step=accept]")
+    desktop.wait_for_function("document.querySelectorAll('#case-steps li').length >= 1")
+    desktop.click("[data-uphold]")
+    desktop.wait_for_function("document.getElementById('desk-status').textContent.includes('冲销')")
+    assert village.store.state(village.slug).balance("household:h2", "morality") == before + 5
+    screenshot(desktop, "appeal-upheld", request)
 
 
 def test_a_form_error_names_the_field_in_chinese_and_keeps_the_text(phone: Any, door: str) -> None:
