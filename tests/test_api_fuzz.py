@@ -20,8 +20,9 @@ def _in_the_test_village(case: schemathesis.Case) -> schemathesis.Case:
     return case
 
 
-def test_no_request_gets_a_server_error_or_breaks_the_schema(app: Flask) -> None:
-    """Each operation twice: with generated path values (mostly unknown villages), then in the test village."""
+def test_no_request_gets_a_server_error_or_breaks_the_schema(app: Flask, desk: str) -> None:
+    """Each operation twice: with generated path values (mostly unknown villages), then in the test village
+    (whose complaint desk is set up, so that complaints are filed)."""
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 18

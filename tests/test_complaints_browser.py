@@ -102,11 +102,14 @@ def test_a_complaint_from_the_door_is_handled_followed_and_rated(
     assert desktop.inner_text("#case-text") == INJECTION, "shown as text"
     assert desktop.locator('img[src="x"]').count() == 0 and desktop.title() != "pwned", "never as markup"
     desktop.wait_for_selector("#case-photos img")
-    for step in ("accept", "reply", "close"):
+    steps = ("accept", "assign", "start", "reply", "close")
+    for done, step in enumerate(steps, start=1):
+        if step == "assign":
+            desktop.fill("#assignee", "township")
         if step == "reply":
             desktop.fill("#reply-text", "已调取工程台账，月底公示。")
         desktop.click(f"[data-step={step}]")
-        desktop.wait_for_function(f"document.querySelectorAll('#case-steps li').length >= {('accept', 'reply', 'close').index(step) + 1}")
+        desktop.wait_for_function(f"document.querySelectorAll('#case-steps li').length >= {done}")
     screenshot(desktop, "complaint-console", request)
     assert village.store.state(village.slug).cases[next(iter(village.store.state(village.slug).cases))].status == "closed"
 

@@ -105,6 +105,7 @@ async function takeStep(step) {
   const text = $("reply-text").value.trim();
   const body = { receipt, step };
   const payload = {};
+  if (step === "assign") body.assignee = $("assignee").value.trim();
   if (step === "reply") {
     const salt = crypto.getRandomValues(new Uint8Array(16));
     body.commitment = await stepCommitment(salt, { receipt, step, by: session.member, text });
