@@ -286,6 +286,39 @@ def screenshot(page: Any, name: str, request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture
+def desktop(chromium: Any) -> Iterator[Any]:
+    """A fresh desktop-sized browser page (an office PC)."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    yield context.new_page()
+    context.close()
+
+
+KEY_PASSPHRASE = "村两委-2026"
+
+
+@pytest.fixture
+def key_file(village: StoredVillage, tmp_path: Path) -> Callable[[str], Path]:
+    """``key_file(member)``: the kit member's encrypted key file, as the committee hands it out."""
+
+    def write(member: str) -> Path:
+        path = tmp_path / f"{member}.key"
+        path.write_bytes(village.kit.keys[member].to_encrypted_pem(KEY_PASSPHRASE.encode()))
+        return path
+
+    return write
+
+
+def sign_in_at(page: Any, url: str, key: Path, ready: str) -> None:
+    """Open a members' page, load the key file into the browser, and wait for ``ready``."""
+    page.goto(url)
+    page.wait_for_selector("#key-form:not([hidden])")
+    page.set_input_files("#key-file", str(key))
+    page.fill("#passphrase", KEY_PASSPHRASE)
+    page.click("#key-form button[type=submit]")
+    page.wait_for_selector(ready)
+
+
+@pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The app served over HTTP on a free loopback port for the length of the test; its base URL."""
     http = make_server("127.0.0.1", 0, app, threaded=True)

@@ -7,12 +7,12 @@ never shows it."""
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PHONE, screenshot
+from conftest import PHONE, screenshot, sign_in_at
 from kit import StoredVillage
 from PIL import Image
 
@@ -20,7 +20,6 @@ from storage import plates
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-PASSPHRASE = "村监会-2026"
 INJECTION = '<img src="x" onerror="document.title=\'pwned\'">账目不公开'
 
 
@@ -35,25 +34,6 @@ def door(village: StoredVillage, desk: str, live_server: str) -> str:
     """Household h2's door plate URL, after a deduction it may appeal."""
     village.append(village.kit.sign("points.deduct", {"household": "h2", "rule": "D-01", "amount": 5, "reason": "柴草堆放在路旁"}))
     return f"{live_server}/h/{plates.token_for(village.store, village.slug, 'h2')}"
-
-
-@pytest.fixture
-def key_file(village: StoredVillage, tmp_path: Path) -> Callable[[str], Path]:
-    """``key_file(member)``: the member's encrypted key file, as the committee handed it out."""
-
-    def write(member: str) -> Path:
-        path = tmp_path / f"{member}.key"
-        path.write_bytes(village.kit.keys[member].to_encrypted_pem(PASSPHRASE.encode()))
-        return path
-
-    return write
-
-
-@pytest.fixture
-def desktop(chromium: Any) -> Iterator[Any]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    yield context.new_page()
-    context.close()
 
 
 def file_from_the_door(phone: Any, door: str, request: pytest.FixtureRequest) -> str:
@@ -73,12 +53,7 @@ def file_from_the_door(phone: Any, door: str, request: pytest.FixtureRequest) ->
 
 
 def sign_in(page: Any, live_server: str, slug: str, key: Path) -> None:
-    page.goto(f"{live_server}/v/{slug}/desk")
-    page.wait_for_selector("#key-form:not([hidden])")
-    page.set_input_files("#key-file", str(key))
-    page.fill("#passphrase", PASSPHRASE)
-    page.click("#key-form button[type=submit]")
-    page.wait_for_selector("#cases-section:not([hidden])")
+    sign_in_at(page, f"{live_server}/v/{slug}/desk", key, "#cases-section:not([hidden])")
 
 
 def track(phone: Any, live_server: str, slug: str, code: str) -> None:

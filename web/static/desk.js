@@ -1,29 +1,21 @@
 // The handlers' console: the member's key is decrypted and kept in this browser (signer.js); every step
 // is a complaint.step entry signed here and posted with the reply's text and the salt that opens its
 // commitment. Complaint texts are shown with textContent only: nothing a villager writes becomes markup.
-import { canonicalize, forgetKey, importKeyFile, loadKey, login, makeUnsigned, saveKey, signEntry } from "./signer.js";
+import { canonicalize } from "./signer.js";
+import { openSession } from "./session.js";
 
 const data = document.getElementById("desk-data").dataset;
 const village = data.village;
 const names = { statuses: JSON.parse(data.statuses), categories: JSON.parse(data.categories),
   steps: JSON.parse(data.steps), routes: JSON.parse(data.routes) };
-const api = `/api/v1/villages/${village}`;
 const $ = (id) => document.getElementById(id);
 const STEP_DOMAIN = "villageledger/complaint-step/v1\n";
-let session = null; // {key, token, member}
+let session = null; // from openSession: {member, roles, call, sign, post}
 let current = null; // the case view shown
 
 function say(text, bad = false) {
   $("desk-status").textContent = text;
   $("desk-status").className = bad ? "status bad" : "status";
-}
-
-async function call(path, options = {}) {
-  const response = await fetch(`${api}${path}`, { ...options,
-    headers: { Authorization: `Bearer ${session.token}`, ...(options.body ? { "Content-Type": "application/json" } : {}) } });
-  const answer = response.headers.get("Content-Type")?.includes("json") ? await response.json() : response;
-  if (!response.ok) throw new Error(answer.detail ?? response.statusText);
-  return answer;
 }
 
 const b64 = (bytes) => btoa(String.fromCharCode(...bytes));
@@ -37,19 +29,8 @@ async function stepCommitment(salt, content) {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function signIn(key) {
-  say(data.loading);
-  const answer = await login("", village, key.privateKey, key.publicKey);
-  session = { key, token: answer.token, member: answer.member };
-  $("key-form").hidden = true;
-  $("cases-section").hidden = false;
-  $("who").textContent = data.signedIn.replace("{member}", answer.member);
-  say(data.signedIn.replace("{member}", answer.member));
-  await showCases();
-}
-
 async function showCases() {
-  const { items } = await call("/complaints");
+  const { items } = await session.call("/complaints");
   const list = $("cases");
   list.replaceChildren();
   for (const item of items) {
@@ -65,7 +46,7 @@ async function showCases() {
 }
 
 async function showCase(receipt) {
-  current = await call(`/complaints/${receipt}`);
+  current = await session.call(`/complaints/${receipt}`);
   const { case: item, content } = current;
   $("case-section").hidden = false;
   $("case-title").textContent = names.categories[content.category] ?? content.category;
@@ -84,7 +65,7 @@ async function showCase(receipt) {
   const photos = $("case-photos");
   photos.replaceChildren();
   for (const sha of current.photos) {
-    const blob = await (await call(`/complaints/${receipt}/photos/${sha}`)).blob();
+    const blob = await (await session.call(`/complaints/${receipt}/photos/${sha}`)).blob();
     const img = document.createElement("img");
     img.src = URL.createObjectURL(blob);
     img.alt = sha.slice(0, 8);
@@ -93,11 +74,6 @@ async function showCase(receipt) {
   }
   document.querySelector("[data-uphold]").hidden = !content.appeal_of;
   $("case-section").scrollIntoView();
-}
-
-async function post(kind, body) {
-  const unsigned = makeUnsigned({ kind, village, body, author: session.key.publicKey });
-  return signEntry(unsigned, session.key.privateKey, session.key.publicKey);
 }
 
 async function takeStep(step) {
@@ -111,8 +87,8 @@ async function takeStep(step) {
     body.commitment = await stepCommitment(salt, { receipt, step, by: session.member, text });
     Object.assign(payload, { text, salt: b64(salt) });
   }
-  const entry = await post("complaint.step", body);
-  await call(`/complaints/${receipt}/steps`, { method: "POST", body: JSON.stringify({ entry, ...payload }) });
+  const entry = await session.sign("complaint.step", body);
+  await session.call(`/complaints/${receipt}/steps`, { method: "POST", json: { entry, ...payload } });
   $("reply-text").value = "";
   say(data.saved);
   await showCase(receipt);
@@ -120,8 +96,8 @@ async function takeStep(step) {
 }
 
 async function uphold() {
-  const entry = await post("points.reverse", { entry: current.content.appeal_of, reason: data.reason, case: current.case.receipt });
-  await call("/entries", { method: "POST", body: JSON.stringify(entry) });
+  const entry = await session.sign("points.reverse", { entry: current.content.appeal_of, reason: data.reason, case: current.case.receipt });
+  await session.post([entry]);
   say(data.reversed);
 }
 
@@ -129,26 +105,16 @@ const guarded = (action) => async (...args) => {
   try { await action(...args); } catch (error) { say(error.message, true); }
 };
 
-$("key-form").addEventListener("submit", guarded(async (event) => {
-  event.preventDefault();
-  const pem = await $("key-file").files[0].text();
-  const key = await importKeyFile(pem, $("passphrase").value);
-  $("passphrase").value = "";
-  await saveKey(village, key);
-  await signIn(key);
-}));
-$("forget").addEventListener("click", guarded(async () => {
-  await forgetKey(village);
-  location.reload();
-}));
 for (const button of document.querySelectorAll("[data-step]")) {
   button.addEventListener("click", guarded(() => takeStep(button.dataset.step)));
 }
 document.querySelector("[data-uphold]").addEventListener("click", guarded(uphold));
 
 guarded(async () => {
-  const key = await loadKey(village);
-  if (key) return signIn(key);
-  $("key-form").hidden = false;
-  say(data.needKey);
+  say(data.loading);
+  session = await openSession(village, { form: $("key-form"), forget: $("forget"), say, needKey: data.needKey });
+  $("cases-section").hidden = false;
+  $("who").textContent = data.signedIn.replace("{member}", session.member);
+  say(data.signedIn.replace("{member}", session.member));
+  await showCases();
 })();
