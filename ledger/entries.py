@@ -29,7 +29,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 import keys
 
-from .canonical import b64decode, b64encode, canonical_json, parse_json
+from .canonical import b64decode, b64encode, canonical_json, canonical_json_of_checked, parse_json
 from .errors import BadSignature, EncodingError, MalformedEntry, SignatureError
 
 SCHEMA_VERSION = 1
@@ -517,7 +517,7 @@ def parse_entry(signed: Any) -> Entry:
             field="signatures",
         )
     signatures = tuple(b64decode(s["sig"], length=64, what="signatures.sig") for s in outer["signatures"])
-    leaf = canonical_json(signed)
+    leaf = canonical_json_of_checked(signed)  # every key and number of ``signed`` is checked above
     if len(leaf) > MAX_ENTRY_BYTES:
         raise MalformedEntry(f"entry: {len(leaf)} bytes, at most {MAX_ENTRY_BYTES}", field="entry")
     return Entry(

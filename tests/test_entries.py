@@ -129,6 +129,7 @@ def test_a_valid_entry_of_every_kind_parses(kit: Kit, kind: str) -> None:
     assert again.kind == kind and again.author == kit.public("founder") and again.cosigner is None
     assert decode_leaf(entry.leaf) == entry, "the leaf bytes decode to the same entry"
     assert parse_canonical(entry.leaf) == entry.to_wire(), "the leaf is the canonical form of the wire form"
+    assert entry.leaf == canonical_json(entry.to_wire()), "the fast path writes exactly what rfc8785 writes"
     check_signatures(entry)
 
 
@@ -824,3 +825,14 @@ def test_canonical_parsing_refuses_other_spellings(value: Any, padding: bytes) -
 def test_the_signing_message_sliced_from_the_leaf_is_the_canonical_entry(reason: str) -> None:
     entry = Kit().award("h2", 3, reason=reason)
     assert entry.message == signing_message(entry.unsigned)
+
+
+@given(reason=st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=60))
+@settings(max_examples=200, deadline=None)
+def test_entries_are_written_exactly_as_rfc8785_writes_them(reason: str) -> None:
+    """The leaf comes from ``canonical_json_of_checked`` (Python's json); the reference is rfc8785."""
+    try:
+        entry = Kit().award("h2", 3, reason=reason)
+    except MalformedEntry:
+        return  # blank, or control characters the schema refuses
+    assert entry.leaf == canonical_json(entry.to_wire())
