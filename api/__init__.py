@@ -19,10 +19,10 @@ from storage.db import database_url, instance_path, instance_secret
 
 from . import extensions, guards, problems
 from .views import auth as auth_views  # not `auth`: that name is api.auth, the login logic
-from .views import check, complaints, entries, households, log, plates, public
+from .views import check, complaints, console, entries, households, log, plates, public, registry
 
 API_PREFIX = "/api/v1"
-BLUEPRINTS = (log.blp, entries.blp, households.blp, public.blp, auth_views.blp, check.blp, plates.blp, complaints.blp)
+BLUEPRINTS = (log.blp, entries.blp, households.blp, public.blp, auth_views.blp, check.blp, plates.blp, complaints.blp, console.blp, registry.blp)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from ledger.errors import EncodingError, EntryError, LedgerError, ProofError
-from storage import NotFound, StorageError, complaints
+from storage import NotFound, StorageError, complaints, console
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_PREFIX = "tag:villageledger.org,2026:problem/"
@@ -114,7 +114,7 @@ def from_ledger_error(error: LedgerError) -> Problem:
         problems = getattr(error, "problems", None) or {field: [str(error)]}
         errors = [{"field": name, "problem": reason} for name, reasons in problems.items() for reason in reasons]
         return Problem(status, error.code, title, str(error), errors=errors, position=getattr(error, "position", None))
-    if isinstance(error, complaints.ComplaintError):
+    if isinstance(error, (complaints.ComplaintError, console.ConsoleError)):
         return Problem(422, "refused", "The request was refused", str(error),
                        errors=[{"field": error.field, "problem": str(error)}])
     if isinstance(error, complaints.NotYours):

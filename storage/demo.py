@@ -16,7 +16,7 @@ import random
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,13 @@ import keys
 from ledger.canonical import b64encode
 from ledger.entries import Entry, make_unsigned, sign_entry, step_commitment
 
-from . import complaints
+from . import complaints, console
 from .store import NotFound, Store
 
 SLUG = "demo"
 ORIGIN_PREFIX = "villageledger.local"
 DEMO_PASSPHRASE = b"demo-village-passphrase"
-START = datetime(2025, 12, 1, 8, 0, 0, tzinfo=timezone.utc)
+START = datetime(2025, 12, 1, 8, 0, 0, tzinfo=UTC)
 
 GRIDS = [
     ("g1", "一组 上塘", "Group 1 Shangtang"), ("g2", "二组 下塘", "Group 2 Xiatang"),
@@ -39,7 +39,7 @@ GRIDS = [
     ("g7", "七组 桥头", "Group 7 Qiaotou"), ("g8", "八组 山背", "Group 8 Shanbei"),
 ]
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕苏卢蒋蔡贾丁魏薛叶阎余潘杜戴夏钟汪田任姜范方石姚谭廖邹熊金陆郝孔白崔康毛邱秦江史顾侯邵孟龙万段雷钱汤尹黎易常武乔贺赖龚文"
-GIVEN = "建国 秀英 桂英 志强 丽娟 海燕 明华 国平 春梅 永红 德福 金凤 小平 卫东 玉兰 文杰 晓明 红霞 家豪 雪梅".split()
+GIVEN = ["建国", "秀英", "桂英", "志强", "丽娟", "海燕", "明华", "国平", "春梅", "永红", "德福", "金凤", "小平", "卫东", "玉兰", "文杰", "晓明", "红霞", "家豪", "雪梅"]
 
 # code, zh, en, ledger, direction, amount or (min, max), evidence required
 RULES: list[tuple[str, str, str, str, str, int | tuple[int, int], bool]] = [
@@ -59,6 +59,8 @@ RULES: list[tuple[str, str, str, str, str, int | tuple[int, int], bool]] = [
     ("C-03", "失信被执行", "Listed as a dishonest judgement debtor", "credit", "deduct", 50, True),
 ]
 GOODS = [("洗衣粉", 10), ("食用油", 30), ("大米 5kg", 50), ("毛巾", 8), ("香皂", 5), ("酱油", 12), ("电饭煲", 200)]
+GOOD_IDS = {"洗衣粉": "detergent", "食用油": "cooking-oil", "大米 5kg": "rice-5kg", "毛巾": "towel", "香皂": "soap",
+            "酱油": "soy-sauce", "电饭煲": "rice-cooker"}
 AWARD_REASONS = {
     "M-01": "垃圾分类检查优秀", "M-02": "参加村庄环境整治志愿活动", "M-03": "长期照顾卧床老人",
     "M-04": "庭院整洁获评美丽庭院", "M-05": "救助落水儿童", "M-06": "按时参加村民代表大会",
@@ -137,6 +139,8 @@ def build_demo(store: Store, key_folder: Path, *, households: int = 200, events:
     _affairs(poster, secretary, rng)
     _daily_life(poster, members, homes, rng, events)
     _complaints(poster, members, homes)
+    for name, price in GOODS:  # the points supermarket's shelf (stock is operational data, off the log)
+        console.put_good(store, SLUG, GOOD_IDS[name], name=name, price=price, stock=20 if price < 100 else 3)
     return True
 
 
@@ -179,7 +183,7 @@ def _members(households: int) -> list[DemoMember]:
         DemoMember("township-audit", "乡镇审计", ["auditor"], keys.SigningKey.generate()),
         DemoMember("township-liaison", "乡镇联村干部", ["township"], keys.SigningKey.generate()),
     ]
-    workers = "吴海燕 孙明华 朱国平 高春梅 林永红 何金凤 郭卫东 罗玉兰".split()
+    workers = ["吴海燕", "孙明华", "朱国平", "高春梅", "林永红", "何金凤", "郭卫东", "罗玉兰"]
     for (grid, _, _), name in zip(GRIDS, workers):
         people.append(DemoMember(f"grid-{grid}", name, ["grid_worker"], keys.SigningKey.generate(), grid=grid))
     return people

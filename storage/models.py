@@ -8,7 +8,7 @@ These are storage models only: what crosses HTTP is declared by marshmallow sche
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, UniqueConstraint, text
+from sqlalchemy import JSON, CheckConstraint, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -279,6 +279,39 @@ class DeskKey(SQLModel, table=True):
     public: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     encrypted_pem: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created: str = Field(max_length=20)
+
+
+class AttachmentRow(SQLModel, table=True):
+    """A file that entries name by its SHA-256 (evidence for points, an affair's receipts and minutes):
+    a photo re-encoded from its pixels (``storage.images.clean_image``: no EXIF, no GPS), or a PDF as
+    uploaded. Public, like the entries that name it; the hash on the log binds the bytes."""
+
+    __tablename__ = "attachments"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    sha256: str = Field(primary_key=True, max_length=64)
+    media_type: str = Field(max_length=32)
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    uploaded: str = Field(max_length=20)
+
+
+class GoodRow(SQLModel, table=True):
+    """An item of the points supermarket (积分超市): its price in morality points and its stock. The log
+    records each redemption (``points.redeem`` names the item by ``name``); prices and stock are the
+    shop's, changed by the committee, and a redemption lowers the stock in the transaction that appends it."""
+
+    __tablename__ = "goods"
+    __table_args__ = (
+        UniqueConstraint("village_id", "name", name="uq_goods_name"),
+        CheckConstraint("price >= 1", name="ck_goods_price"),
+        CheckConstraint("stock >= 0", name="ck_goods_stock"),
+    )
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    item: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=64)
+    price: int
+    stock: int
+    updated: str = Field(max_length=20)
 
 
 LOG_TABLES = ("entries", "tree_nodes", "checkpoints")

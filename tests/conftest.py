@@ -318,6 +318,28 @@ def sign_in_at(page: Any, url: str, key: Path, ready: str) -> None:
     page.wait_for_selector(ready)
 
 
+CONSOLE_SIZES = {"phone": PHONE, "desktop": {"viewport": {"width": 1280, "height": 900}}}
+
+
+@pytest.fixture(params=list(CONSOLE_SIZES))
+def screen(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A page at phone size, then (a second run of the test) at desktop size."""
+    context = chromium.new_context(**CONSOLE_SIZES[request.param])
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def console(screen: Any, live_server: str, village: StoredVillage, key_file: Callable[[str], Path]) -> Callable[[str], Any]:
+    """``console(member)``: the committee console page, signed in as that kit member, every section mounted."""
+
+    def open_as(member: str) -> Any:
+        sign_in_at(screen, f"{live_server}/v/{village.slug}/console", key_file(member), "body[data-ready]")
+        return screen
+
+    return open_as
+
+
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The app served over HTTP on a free loopback port for the length of the test; its base URL."""

@@ -29,7 +29,7 @@ def select_language() -> str:
 
 
 def init_app(app: Flask) -> None:
-    from . import complaints
+    from . import complaints, console
     from .views import bp
 
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
@@ -37,3 +37,4 @@ def init_app(app: Flask) -> None:
     babel.init_app(app, locale_selector=select_language)
     app.register_blueprint(bp)
     app.register_blueprint(complaints.bp)
+    app.register_blueprint(console.bp)

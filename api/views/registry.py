@@ -1,0 +1,112 @@
+"""The household registry's personal data (PIPL): a household's head, members, phone and address are kept
+in the erasable table, never on the log. The console stores them here first and gets back the salted
+commitment, then signs ``household.register`` (or ``household.update``) carrying only that commitment.
+
+Who may store them follows who may sign for the household: the committee, or the grid worker of every
+grid involved (the household's grid if it is registered, and ``grid`` if given: the grid it is being
+registered in or moved to). The ledger still decides whether the entry that carries the commitment
+stands; a refusal here writes nothing."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from ledger.entries import ID
+from storage import NotFound, console, reads
+
+from ..auth import Caller, require_caller
+from ..extensions import Blueprint, store
+from ..problems import Problem
+
+blp = Blueprint("registry", __name__, url_prefix="/api/v1/villages",
+                description="The household registry's personal data (committee and grid workers)")
+
+HOUSEHOLD_ID = re.compile(ID)
+MAX_HOUSEHOLD_MEMBERS = 30
+
+
+def _text(max_length: int, *, required: bool = False, description: str | None = None) -> fields.String:
+    """Text as the ledger takes it (``text(n)`` in docs/data-model.md §4.1): no control characters, not
+    blank; and no lone surrogates, which have no UTF-8 bytes to commit to."""
+    metadata = {"description": description} if description else {}
+    return fields.String(required=required, metadata=metadata, validate=[
+        validate.Length(1, max_length),
+        validate.Regexp(r"^(?=[\s\S]*\S)[^\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]*\Z",
+                        error="must not be blank or contain control characters or lone surrogates"),
+    ])
+
+
+class PersonalData(Schema):
+    """A household's personal data. Unknown fields are refused, so that nothing is kept by accident."""
+
+    head = _text(32, required=True, description="Head of household's name (the console's search finds it)")
+    members = fields.List(_text(32), validate=validate.Length(max=MAX_HOUSEHOLD_MEMBERS),
+                          metadata={"description": "Names of the other members of the household"})
+    phone = fields.String(validate=validate.Regexp(
+        r"^\+?[0-9][0-9 -]{2,19}\Z", error="must be a phone number: digits, spaces and '-', at most 20"))
+    address = _text(200, description="The exact address (never public: the door plate shows the number)")
+
+
+class StorePrivate(Schema):
+    data = fields.Nested(PersonalData, required=True)
+    grid = fields.String(validate=validate.Regexp(ID, error="must be a grid id"), metadata={
+        "description": "The grid the household is being registered in or moved to. A grid worker must give "
+                       "it for a household that is not registered yet."})
+
+
+class Committed(Schema):
+    commitment = fields.String(required=True, metadata={
+        "description": "SHA-256 (hex) of domain || salt || JCS(data), for household.register or .update"})
+
+
+def _invalid(field: str, detail: str) -> Problem:
+    return Problem(422, "invalid-request", "The request is not valid", f"{field}: {detail}",
+                   errors=[{"field": field, "problem": detail}])
+
+
+def _grids_involved(village: str, household: str, grid: str | None) -> set[str]:
+    """The household's current grid, if it is registered, and the grid named in the request."""
+    involved = {grid} if grid is not None else set()
+    try:
+        involved.add(reads.household(store(), village, household).row.grid)
+    except NotFound:
+        pass  # not registered yet: only the grid it will be registered in
+    return involved
+
+
+def _require_own_grids(caller: Caller, involved: set[str]) -> None:
+    """A grid worker's limit, as the ledger's for ``household.register``/``update`` (§6.3 step 4)."""
+    if not involved:
+        raise _invalid("grid", "name the grid of a household that is not registered yet")
+    outside = sorted(g for g in involved if g != caller.grid)
+    if outside:
+        named = ", ".join(outside)
+        raise Problem(403, "forbidden", "Forbidden",
+                      f"grid worker {caller.member} keeps personal data of grid {caller.grid}, not {named}",
+                      errors=[{"field": "grid", "problem": f"{named} is not your grid ({caller.grid})"}])
+
+
+@blp.route("/<village>/households/<household>/private", methods=["POST"])
+@blp.arguments(StorePrivate)
+@blp.response(201, Committed)
+@blp.doc(security=[{"bearer": []}])
+def store_private(body: dict[str, Any], village: str, household: str) -> dict[str, str]:
+    """Keep a household's personal data with a fresh salt, replacing what was kept, and return the
+    commitment to sign into ``household.register`` or ``household.update``. Until that entry is in the
+    log, ``GET .../private`` reports that the data does not match the log."""
+    # (1) who asks: the committee or a grid worker; (2) the path's household id and the grid;
+    # (3) a grid worker, only for their own grid; (4) keep the data and answer with its commitment.
+    caller = require_caller(village)  # (1)
+    if not caller.roles & {"committee", "grid_worker"}:
+        raise Problem(403, "forbidden", "Forbidden", "the committee and grid workers keep personal data")
+    if not HOUSEHOLD_ID.fullmatch(household):  # (2)
+        raise _invalid("household", "must be an id of lowercase letters, digits, '-' or '_' (at most 64)")
+    grid = body.get("grid")
+    if grid is not None and grid not in {g.grid_id for g in console.grids(store(), village)}:
+        raise _invalid("grid", f"{grid!r} is not defined")
+    if "committee" not in caller.roles:  # (3)
+        _require_own_grids(caller, _grids_involved(village, household, grid))
+    return {"commitment": store().put_private(village, household, body["data"])}  # (4)
