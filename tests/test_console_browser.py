@@ -84,3 +84,12 @@ def test_points_outside_the_rule_cannot_be_submitted(console: Callable[[str], An
     page.click("#points-submit")
     posted(page)
     assert village.store.state(village.slug).balance("household:h1", "morality") == 10
+
+
+def test_the_console_is_chinese_by_default_and_english_on_request(
+    screen: Any, live_server: str, village: StoredVillage
+) -> None:
+    screen.goto(f"{live_server}/v/{village.slug}/console")
+    assert screen.inner_text("h1") == "村两委工作台" and screen.locator("html").get_attribute("lang") == "zh-CN"
+    screen.click("text=English")
+    assert screen.locator("html").get_attribute("lang") == "en" and screen.inner_text("h1") == "Committee console"
