@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import flask_smorest
@@ -11,6 +11,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.datastructures import CombinedMultiDict
 
 from ledger.canonical import parse_json
 from storage import Store, make_engine
@@ -29,8 +30,16 @@ class StrictJsonParser(FlaskParser):
         return parse_json(data) if data else core.missing
 
 
+class StrictParser(StrictJsonParser):
+    """Also reads a multipart form's text fields along with its files, so that one schema (location
+    ``files``) both loads and documents the whole form: flask-smorest documents a single request body."""
+
+    def load_files(self, req: Any, schema: Any) -> Any:
+        return self._makeproxy(CombinedMultiDict([req.form, req.files]), schema)
+
+
 class Blueprint(flask_smorest.Blueprint):
-    ARGUMENTS_PARSER = StrictJsonParser()
+    ARGUMENTS_PARSER = StrictParser()
 
 
 class Api(flask_smorest.Api):
@@ -65,7 +74,7 @@ def init_store(app: Flask) -> None:
 def now() -> datetime:
     """The server's clock: ``CLOCK`` in the config (a callable; tests control time with it) or UTC now."""
     clock = current_app.config.get("CLOCK")
-    return clock() if clock else datetime.now(timezone.utc)
+    return clock() if clock else datetime.now(UTC)
 
 
 def store() -> Store:

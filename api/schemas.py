@@ -254,10 +254,9 @@ class FileComplaint(Schema):
     plate = fields.String(validate=validate.Length(1, 64), metadata={"description": "The door plate's token: files for that household"})
     household = fields.String(validate=validate.Regexp(ID), metadata={"description": "Assisted filing: a member (bearer token) files for this household"})
     appeal_of = fields.String(validate=validate.Regexp(r"^[0-9a-f]{32}\Z"), metadata={"description": "The deduction (entry id) appealed"})
-
-
-class ComplaintPhotos(Schema):
     photos = fields.List(fields.Raw(metadata={"type": "string", "format": "binary"}), metadata={"description": "Up to 4 JPEG, PNG or WebP photos"})
+
+
 
 
 class ComplaintReceiptSchema(Schema):

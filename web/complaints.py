@@ -81,7 +81,7 @@ def complain(village: str) -> Any:
         raw["anonymous"] = "true"
     try:
         form = FileComplaint().load({k: v for k, v in raw.items() if k != "household"})
-        filed = file_from_request(village, form, {"photos": request.files.getlist("photos")}, None)
+        filed = file_from_request(village, {**form, "photos": request.files.getlist("photos")}, None)
     except ValidationError as exc:
         return _form_again(village, state, raw, list(exc.messages))
     except Problem as exc:

@@ -24,7 +24,6 @@ from ..schemas import (
     CaseList,
     CaseViewSchema,
     ComplaintFigures,
-    ComplaintPhotos,
     ComplaintReceiptSchema,
     ComplaintSettings,
     DeskKeySchema,
@@ -66,7 +65,7 @@ def step_item(village: str, appended: Any, receipt: str) -> dict[str, Any]:
             "checkpoint": appended.checkpoint, "case": case_item(case)}
 
 
-def file_from_request(village: str, form: dict[str, Any], files: dict[str, Any], caller: Caller | None) -> complaints.Filed:
+def file_from_request(village: str, form: dict[str, Any], caller: Caller | None) -> complaints.Filed:
     """The shared filing path of the API and the villager page."""
     household = None
     if form.get("plate"):
@@ -83,7 +82,7 @@ def file_from_request(village: str, form: dict[str, Any], files: dict[str, Any],
             raise Problem(401, "unauthorised", "Authentication required", "only a member may file for a household",
                           errors=[{"field": "household", "problem": "needs a member token (assisted filing)"}])
         household, assisted_by = form["household"], caller.member
-    uploads = [(f.filename or "", f.read(MAX_PHOTO_BYTES + 1)) for f in files.get("photos", []) if f]
+    uploads = [(f.filename or "", f.read(MAX_PHOTO_BYTES + 1)) for f in form.get("photos", []) if f]
     try:
         photos = clean_images(uploads)
     except ImageRejected as exc:
@@ -97,13 +96,12 @@ def file_from_request(village: str, form: dict[str, Any], files: dict[str, Any],
 
 @blp.route("/<village>/complaints", methods=["POST"])
 @limiter.limit(FILING_LIMIT)
-@blp.arguments(FileComplaint, location="form")
-@blp.arguments(ComplaintPhotos, location="files")
+@blp.arguments(FileComplaint, location="files")
 @blp.response(201, ComplaintReceiptSchema)
-def file(form: dict[str, Any], files: dict[str, Any], village: str) -> dict[str, Any]:
+def file(form: dict[str, Any], village: str) -> dict[str, Any]:
     """File a complaint (multipart form). Answers the tracking code (shown once: keep it) and the
     receipt's inclusion proof; ``salt`` and ``content`` open the receipt's commitment."""
-    filed = file_from_request(village, form, files, current_caller(village))
+    filed = file_from_request(village, form, current_caller(village))
     found = complaints.track(store(), village, filed.tracking_code)
     proof = store().inclusion_proof(village, filed.appended.index, filed.appended.tree_size)
     return {"receipt": filed.receipt, "tracking_code": filed.tracking_code, "index": filed.appended.index,

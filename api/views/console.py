@@ -12,7 +12,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Response, request
-from werkzeug.datastructures import CombinedMultiDict
 
 from ledger.canonical import b64encode
 from ledger.entries import ID
@@ -38,23 +37,10 @@ from ..console_schemas import (
     RedemptionReport,
     RedemptionsQuery,
 )
-from ..extensions import Blueprint, StrictJsonParser, store
+from ..extensions import Blueprint, store
 from ..problems import Problem
 
-
-class MultipartParser(StrictJsonParser):
-    """Reads a multipart form's text fields along with its files, so that one schema (location ``files``)
-    both loads and documents the whole form: flask-smorest documents a single request body."""
-
-    def load_files(self, req: Any, schema: Any) -> Any:
-        return self._makeproxy(CombinedMultiDict([req.form, req.files]), schema)
-
-
-class ConsoleBlueprint(Blueprint):
-    ARGUMENTS_PARSER = MultipartParser()
-
-
-blp = ConsoleBlueprint("console_api", __name__, url_prefix="/api/v1/villages",
+blp = Blueprint("console_api", __name__, url_prefix="/api/v1/villages",
                        description="The committee console: members, household search, attachments, points supermarket, imports")
 
 View = TypeVar("View", bound=Callable[..., Any])
