@@ -6,9 +6,11 @@ each with 4 threads (``gthread``) so that a worker waiting on the database or on
 serving, and so that HTTP/1.1 keep-alive is honoured (the ``sync`` worker closes every connection).
 
 Plan of ``http_figures``: (1) the bare Flask peer; (2) reads on the built village (checkpoint and
-inclusion proofs, every answer verified, consistency checked when the size grows); (3) single signed
-appends from 50 clients; (4) 1,000-entry batches from 4 clients. Reads come first, so they read exactly
-the village the core figures were measured on.
+inclusion proofs, every answer verified, consistency checked when the size grows); (3) household pages
+(``GET /h/<token>``, issue 5) of random households from 100 clients, each page's checkpoint and records
+verified as the phone verifies them; (4) single signed appends from 50 clients; (5) 1,000-entry batches
+from 4 clients. Reads and pages come first, so they read exactly the village the core figures were
+measured on.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from typing import Any
 
 from ledger import merkle
 from ledger.entries import Entry
+from storage import plates
 
 from . import ROOT
 from .core import LOG_KEY_PASSPHRASE, Built
-from .dataset import BATCH, SLUG, Village, extra_entries
+from .dataset import BATCH, HOUSEHOLDS, SLUG, Village, extra_entries
 from .measure import Latency
 from .report import Figure, Peer, Report
 
@@ -51,6 +54,8 @@ GUNICORN = [
     "warning",
 ]
 CLIENTS = 50
+PAGE_CLIENTS = 100  # issue 5: the household page under 100 concurrent clients
+PAGE_BYTES = 100_000  # issue 5: "first page under 100 KB"
 BATCH_CLIENTS = 4
 START_TIMEOUT = 60.0
 
@@ -112,6 +117,7 @@ class Load:
     unfinished: int
     first_errors: list[str]
     checks: dict[str, int]
+    largest: dict[str, int]  # bytes of the largest answer of each kind that keeps its sizes ("page")
     latencies: dict[str, list[float]]
     client_cpu: float
 
@@ -161,6 +167,15 @@ def _work_file(path: Path, batches: Sequence[Sequence[Entry]]) -> Path:
     return path
 
 
+def _plates_file(path: Path, built: Built) -> Path:
+    """Every household's door token (issued now where missing, in one transaction), one JSON line each."""
+    sheet = plates.plate_sheet(built.store, SLUG)
+    with path.open("w") as out:
+        for plate in sheet.plates:
+            out.write(json.dumps({"household": plate.household, "token": plate.token}) + "\n")
+    return path
+
+
 def _api_env(built: Built, work: Path) -> dict[str, str]:
     return {
         "VILLAGELEDGER_DATABASE_URL": built.url,
@@ -173,7 +188,7 @@ def _api_env(built: Built, work: Path) -> dict[str, str]:
 def http_figures(
     report: Report, built: Built, village: Village, seconds: float, work: Path, in_process_batch_rate: float
 ) -> None:
-    """Steps (1)-(4) of the module plan, each loaded for at most ``seconds``."""
+    """Steps (1)-(5) of the module plan, each loaded for at most ``seconds``."""
     section, tag = f"HTTP · {built.backend}", built.backend.lower()
     common = {
         "seconds": seconds,
@@ -202,6 +217,7 @@ def http_figures(
     batch_work = _work_file(
         work / "batch.jsonl", [batched[i : i + BATCH] for i in range(0, len(batched), BATCH)]
     )
+    plates_work = _plates_file(work / "plates.jsonl", built)
     with gunicorn(
         "api:create_app()",
         _api_env(built, work),
@@ -221,11 +237,23 @@ def http_figures(
             work,
         )
         # (3)
+        pages = run_load(
+            {
+                **common,
+                "workload": "page",
+                "port": port,
+                "clients": PAGE_CLIENTS,
+                "checkpoint": built.store.latest_checkpoint(SLUG),
+                "plates_file": str(plates_work),
+            },
+            work,
+        )
+        # (4)
         single = run_load(
             {**common, "workload": "append", "port": port, "clients": CLIENTS, "work_file": str(single_work)},
             work,
         )
-        # (4)
+        # (5)
         batch = run_load(
             {
                 **common,
@@ -237,6 +265,7 @@ def http_figures(
             work,
         )
     _read_figures(report, section, built.mirror.size, reads, hello_peer)
+    _page_figure(report, section, built.mirror.size, pages, hello_peer)
     single_latency = single.latency("append")
     single_rate = single.entries / single.wall
     report.add(
@@ -293,3 +322,23 @@ def _read_figures(report: Report, section: str, size: int, reads: Load, hello: P
                     peer=Peer("hello", latency=hello.latency),
                 )
             )
+
+
+def _page_figure(report: Report, section: str, size: int, pages: Load, hello: Peer) -> None:
+    latency, largest = pages.latency("page"), pages.largest.get("page", 0)
+    small = 0 < largest < PAGE_BYTES
+    report.add(
+        Figure(
+            section,
+            f"household page /h/<token>, {PAGE_CLIENTS} clients",
+            pages.requests_per_second,
+            latency,
+            hello,
+            "p99 < 100 ms",
+            pages.errors == pages.unfinished == 0 and latency.p99 < 0.100,
+            f"random households of {HOUSEHOLDS:,}, log of {size:,} entries; largest page "
+            f"{largest / 1000:,.1f} KB (first page < {PAGE_BYTES // 1000} KB: {'met' if small else 'MISSED'}); "
+            + pages.note,
+            extra={"largest_page_bytes": largest},
+        )
+    )

@@ -9,6 +9,9 @@ Nothing is taken on trust (as Tessera's hammer does):
 - ``read``: each reader trusts one checkpoint at a time; a new checkpoint must be signed and, if larger,
   proven consistent with the trusted one before it replaces it; every inclusion proof must prove the
   leaf the reader already knows under the trusted root;
+- ``page``: a household's page (``GET /h/<token>``) must be HTML whose proof context holds the latest
+  checkpoint, signed by the log key, and whose every record is the household's and is proven by its
+  inclusion proof under that checkpoint's root (what the phone checks); the size of each page is kept;
 - ``hello``: the body must be ``hello``.
 A failed check is an error, counted and quoted in the results.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import resource
 import sys
 import time
@@ -32,6 +36,8 @@ from ledger.note import Checkpoint, open_checkpoint
 
 PROOFS_PER_CHECKPOINT = 4  # a reader's mix: one checkpoint read, then four inclusion proofs
 GRACE = 120.0  # seconds a request started before the deadline may take before it is abandoned
+PROOF_CONTEXT = re.compile(rb'<script type="application/json" id="proof-context">(.*?)</script>')
+PAGE_ENTRY = re.compile(rb'<li class="entry" data-index="(\d+)" data-leaf="([^"]*)" data-proof="([^"]*)"')
 
 
 class CheckFailed(Exception):
@@ -46,7 +52,7 @@ class Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
         assert self.reader is not None
@@ -65,7 +71,7 @@ class Connection:
         data = await self.reader.readexactly(int(headers["content-length"]))
         if headers.get("connection", "").lower() == "close":
             self.close()
-        return status, data
+        return status, headers, data
 
     def close(self) -> None:
         if self.writer is not None:
@@ -81,9 +87,13 @@ class Results:
     unfinished: int = 0  # clients still waiting for an answer GRACE seconds after the deadline
     first_errors: list[str] = field(default_factory=list)
     checks: dict[str, int] = field(default_factory=dict)
+    largest: dict[str, int] = field(default_factory=dict)  # bytes of the largest answer body of a kind
 
     def record(self, kind: str, seconds: float) -> None:
         self.latencies.setdefault(kind, []).append(seconds)
+
+    def sized(self, kind: str, size: int) -> None:
+        self.largest[kind] = max(self.largest.get(kind, 0), size)
 
     def checked(self, what: str, count: int = 1) -> None:
         self.checks[what] = self.checks.get(what, 0) + count
@@ -102,12 +112,16 @@ async def _timed(
     path: str,
     body: bytes = b"",
     expect: int = 200,
+    content_type: str | None = None,
 ) -> bytes:
     start = time.perf_counter()
-    status, data = await connection.request(method, path, body)
+    status, headers, data = await connection.request(method, path, body)
     results.record(kind, time.perf_counter() - start)
     if status != expect:
         raise CheckFailed(f"{method} {path}: HTTP {status} (expected {expect}): {data[:300]!r}")
+    answered = headers.get("content-type", "")
+    if content_type is not None and answered.split(";")[0].strip() != content_type:
+        raise CheckFailed(f"{method} {path}: Content-Type {answered!r} (expected {content_type})")
     return data
 
 
@@ -198,6 +212,48 @@ async def read(
             results.checked("inclusion proofs")
 
 
+async def page(
+    connection: Connection,
+    results: Results,
+    spec: dict[str, Any],
+    deadline: float,
+    plates: list[tuple[str, str]],
+    trusted: list[keys.NoteVerifier],
+    rng: random.Random,
+) -> None:
+    """Household pages of random households; the log does not grow meanwhile, so every page must carry
+    the checkpoint that was latest when the load began (``spec["checkpoint"]``)."""
+    expected = spec["checkpoint"]
+    checkpoint = _open(expected, trusted)
+    while time.perf_counter() < deadline:
+        household, token = rng.choice(plates)
+        html = await _timed(connection, results, "page", "GET", f"/h/{token}", content_type="text/html")
+        results.sized("page", len(html))
+        where = f"household page of {household}"
+        found = PROOF_CONTEXT.search(html)
+        if found is None:
+            raise CheckFailed(f'{where}: no proof context (id="proof-context")')
+        context = json.loads(found.group(1))
+        if context.get("checkpoint") != expected:
+            raise CheckFailed(
+                f"{where}: proof context holds another checkpoint: {context.get('checkpoint')!r:.200}"
+            )
+        if context.get("key") not in spec["log_keys"]:
+            raise CheckFailed(f"{where}: proof context names key {context.get('key')!r}, not a log key")
+        records = PAGE_ENTRY.findall(html)
+        for index, leaf64, proof64 in records:
+            leaf = b64decode(leaf64.decode())
+            owner = json.loads(leaf)["entry"]["body"].get("household", household)  # a reversal names none
+            if owner != household:
+                raise CheckFailed(f"{where}: shows entry {int(index)} of household {owner}")
+            proof = [b64decode(h, length=32) for h in proof64.decode().split()]
+            merkle.verify_inclusion(
+                int(index), checkpoint.size, merkle.hash_leaf(leaf), proof, checkpoint.root_hash
+            )
+        results.checked("household pages")
+        results.checked("inclusion proofs", len(records))
+
+
 async def _client(
     number: int, spec: dict[str, Any], results: Results, deadline: float, shared: dict[str, Any]
 ) -> None:
@@ -207,6 +263,9 @@ async def _client(
             await hello(connection, results, spec, deadline)
         elif spec["workload"] == "append":
             await append(connection, results, spec, deadline, shared["work"], shared["trusted"])
+        elif spec["workload"] == "page":
+            rng = random.Random(f"{spec['seed']}/page/{number}")
+            await page(connection, results, spec, deadline, shared["plates"], shared["trusted"], rng)
         else:
             rng = random.Random(f"{spec['seed']}/reader/{number}")
             await read(connection, results, spec, deadline, shared["leaf_hashes"], shared["trusted"], rng)
@@ -231,6 +290,9 @@ def shared_inputs(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["workload"] == "read":
         with open(spec["leaf_hashes_file"], "rb") as handle:
             shared["leaf_hashes"] = handle.read()
+    if spec["workload"] == "page":
+        with open(spec["plates_file"]) as lines:
+            shared["plates"] = [(item["household"], item["token"]) for item in map(json.loads, lines)]
     return shared
 
 
@@ -253,6 +315,7 @@ async def run(spec: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
         "unfinished": results.unfinished,
         "first_errors": results.first_errors,
         "checks": results.checks,
+        "largest": results.largest,
         "latencies": results.latencies,
         "client_cpu": _cpu() - cpu_start,
     }
