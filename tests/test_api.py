@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from answers import problem
 from flask import Flask
 from flask.testing import FlaskClient
 from kit import EVIDENCE, Kit, StoredVillage
@@ -34,12 +35,6 @@ def post(client: FlaskClient, *entries: Any) -> Any:
     return client.post(f"{BASE}/entries", json=wire[0] if len(wire) == 1 else {"entries": wire})
 
 
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.data
-    assert response.mimetype == "application/problem+json"
-    body: dict[str, Any] = response.json
-    assert body["status"] == status and body["type"].startswith("tag:villageledger.org,2026:problem/")
-    return body
 
 
 # --- reading the log -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 import openpyxl
 import pytest
+from answers import problem
 from flask.testing import FlaskClient
 from kit import StoredVillage
 from PIL import Image
@@ -28,13 +29,6 @@ BASE = "/api/v1/villages/testvillage"
 Login = Callable[[str], dict[str, str]]
 
 
-def problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.data
-    assert response.mimetype == "application/problem+json"
-    body: dict[str, Any] = response.json
-    if field is not None:
-        assert field in {e["field"] for e in body.get("errors", [])}, body
-    return body
 
 
 # --- members and grids -----------------------------------------------------------------------------

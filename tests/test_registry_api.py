@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from answers import problem
 from flask.testing import FlaskClient
 from kit import StoredVillage
 
@@ -20,13 +21,6 @@ DATA = {"head": "陈志强", "members": ["李梅", "陈小军"], "phone": "138 0
 Login = Callable[[str], dict[str, str]]
 
 
-def problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.data
-    assert response.mimetype == "application/problem+json"
-    body: dict[str, Any] = response.json
-    if field is not None:
-        assert field in {e["field"] for e in body.get("errors", [])}, body
-    return body
 
 
 def store(client: FlaskClient, household: str, headers: dict[str, str], **body: Any) -> Any:
