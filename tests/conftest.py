@@ -278,6 +278,15 @@ def phone(chromium: Any) -> Iterator[Any]:
     context.close()
 
 
+def assert_wcag_2_1_aa(page: Any) -> None:
+    """axe-core finds no WCAG 2.1 A or AA violation on the page as it stands."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    tags = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+    results = Axe().run(page, options=tags)
+    assert results.violations_count == 0, results.generate_report()
+
+
 def screenshot(page: Any, name: str, request: pytest.FixtureRequest) -> None:
     """Keep a full-page screenshot in artifacts/screenshots/ (CI keeps that folder)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

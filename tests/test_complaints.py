@@ -11,13 +11,14 @@ from __future__ import annotations
 import io
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from kit import StoredVillage
+from pictures import jpeg_with_gps
 from PIL import Image
 from sqlalchemy import select
 
@@ -25,11 +26,10 @@ from ledger import merkle
 from ledger.canonical import b64decode, b64encode
 from ledger.entries import complaint_commitment, decode_leaf, step_commitment
 from ledger.note import open_checkpoint
-from storage import complaints
 from storage import models as m
 from storage.db import read_session
 
-START = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 
 
 class Clock:
@@ -161,12 +161,6 @@ def test_bad_input_names_the_field_and_writes_nothing(
     assert village.size() == size
 
 
-def jpeg_with_gps() -> bytes:
-    exif = Image.Exif()
-    exif[0x8825] = {1: "N", 2: (29.0, 36.0, 57.0), 3: "E", 4: (119.0, 17.0, 5.0)}
-    out = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "JPEG", exif=exif)
-    return out.getvalue()
 
 
 def test_photos_are_re_encoded_without_gps_and_only_images_are_accepted(

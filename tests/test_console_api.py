@@ -16,6 +16,7 @@ import pytest
 from answers import problem
 from flask.testing import FlaskClient
 from kit import StoredVillage
+from pictures import jpeg_with_gps
 from PIL import Image
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
@@ -87,12 +88,6 @@ def test_a_grid_worker_searches_only_their_own_grid(client: FlaskClient, village
 # --- attachments -----------------------------------------------------------------------------------
 
 
-def jpeg_with_gps() -> bytes:
-    exif = Image.Exif()
-    exif[0x8825] = {1: "N", 2: (29.0, 36.0, 57.0), 3: "E", 4: (119.0, 17.0, 5.0)}
-    out = io.BytesIO()
-    Image.new("RGB", (64, 48), (200, 30, 30)).save(out, "JPEG", exif=exif)
-    return out.getvalue()
 
 
 def upload(client: FlaskClient, headers: dict[str, str], data: bytes, name: str) -> Any:

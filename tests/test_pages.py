@@ -83,7 +83,7 @@ def test_every_record_carries_its_leaf_and_a_proof_into_the_signed_checkpoint(
 ) -> None:
     village.append(village.kit.award("h2", 3), village.kit.award("h1", 4), village.kit.award("h2", 5))
     html = client.get(door).get_data(as_text=True)
-    context = json.loads(re.search(r'<script type="application/json" id="proof-context">(.*?)</script>', html, re.S).group(1))
+    context = json.loads(re.search(r'<script type="application/json" id="proof-context">(.*?)</script>', html, re.DOTALL).group(1))
     assert context["key"] == village.store.verifier_keys(village.slug)[-1]
     checkpoint = open_checkpoint(context["checkpoint"], village.trusted(), origin=context["origin"])
     entries = parsed(html).entries
@@ -162,7 +162,7 @@ def test_the_village_page_shows_the_monthly_red_list(client: FlaskClient, villag
     village.append(village.kit.award("h2", 9), village.kit.award("h3", 4))
     month = village.kit.award("h1", 1).time[:7]
     html = client.get(f"/v/{village.slug}?month={month}").get_data(as_text=True)
-    assert re.search(r"h2家 <strong>\+9</strong>.*h3家 <strong>\+4</strong>", html, re.S)
+    assert re.search(r"h2家 <strong>\+9</strong>.*h3家 <strong>\+4</strong>", html, re.DOTALL)
 
 
 def test_an_unknown_village_page_is_a_404_page(client: FlaskClient) -> None:
@@ -188,5 +188,5 @@ def test_the_log_key_on_the_page_is_the_one_that_signed_the_checkpoint(
     client: FlaskClient, village: StoredVillage, door: str
 ) -> None:
     html = client.get(door).get_data(as_text=True)
-    context = json.loads(re.search(r'id="proof-context">(.*?)</script>', html, re.S).group(1))
+    context = json.loads(re.search(r'id="proof-context">(.*?)</script>', html, re.DOTALL).group(1))
     open_checkpoint(context["checkpoint"], [keys.parse_verifier_key(context["key"])])
