@@ -309,7 +309,7 @@ class StepSchema(Schema):
     by = fields.String(required=True)
     text = fields.String(allow_none=True)
     salt = fields.String(required=True)
-    commitment = fields.String(required=True)
+    commitment = fields.String(allow_none=True, metadata={"description": "The step's commitment on the log; null if it commits to no text"})
 
 
 class CaseViewSchema(Schema):

@@ -19,6 +19,7 @@ Anonymous complaints store no household, no IP address and no device identifier.
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import statistics
 from collections import defaultdict
@@ -103,7 +104,7 @@ class Message:
     by: str
     text: str | None
     salt: str
-    commitment: str
+    commitment: str | None
 
 
 @dataclass(frozen=True)
@@ -331,9 +332,11 @@ def _view(session: Session, village_id: int, row: m.ComplaintRow) -> CaseView:
 
 
 def _message(row: m.ComplaintMessageRow, entry: m.EntryRow) -> Message:
+    """A step as shown: its commitment is the one on the log (None for a step that commits to no text)."""
     content = dict(row.content)
+    committed = json.loads(entry.leaf)["entry"]["body"].get("commitment")
     return Message(entry.entry_id, str(content["step"]), entry.time, str(content.get("by", "")),
-                   content.get("text"), b64encode(row.salt), step_commitment(row.salt, content))  # type: ignore[arg-type]
+                   content.get("text"), b64encode(row.salt), committed)  # type: ignore[arg-type]
 
 
 def _case(row: m.CaseRow) -> Case:
@@ -381,10 +384,10 @@ def handler_step(store: Store, slug: str, member: Member, signed: Entry, *, text
     if signed.body["step"] in DESK_STEPS:
         raise ComplaintError(f"the {signed.body['step']} step is the desk's", field="entry.entry.body.step")
     content = _step_content(signed.body["receipt"], signed.body["step"], member.id, text)
-    if "commitment" in signed.body or text is not None:
-        if salt is None or len(salt) < 16 or step_commitment(salt, content) != signed.body.get("commitment"):
-            raise ComplaintError("the text and salt do not open the entry's commitment", field="salt")
-    return _store_step(store, slug, signed, content if text is not None else None, salt)
+    committed = "commitment" in signed.body or text is not None
+    if committed and (salt is None or len(salt) < 16 or step_commitment(salt, content) != signed.body.get("commitment")):
+        raise ComplaintError("the text and salt do not open the entry's commitment", field="salt")
+    return _store_step(store, slug, signed, content, salt)
 
 
 def _step_content(receipt: str, step: str, by: str, text: str | None) -> dict[str, Any]:
@@ -401,21 +404,20 @@ def _append_step(store: Store, slug: str, body: dict[str, Any], by: str, text: s
         text = text.strip()
         if not text or len(text) > MAX_TEXT:
             raise ComplaintError(f"must be 1 to {MAX_TEXT} characters", field="text")
-    content, salt = None, None
-    if text is not None or body["step"] == "answer":
-        if text is None:
-            raise ComplaintError("an answer needs text", field="text")
-        salt = secrets.token_bytes(16)
-        content = _step_content(body["receipt"], body["step"], by, text)
+    if body["step"] == "answer" and text is None:
+        raise ComplaintError("an answer needs text", field="text")
+    salt, content = secrets.token_bytes(16), _step_content(body["receipt"], body["step"], by, text)
+    if text is not None:
         body["commitment"] = step_commitment(salt, content)
     return _store_step(store, slug, sign(body), content, salt)
 
 
-def _store_step(store: Store, slug: str, entry: Entry, content: Mapping[str, Any] | None, salt: bytes | None) -> Appended:
+def _store_step(store: Store, slug: str, entry: Entry, content: Mapping[str, Any], salt: bytes | None) -> Appended:
+    """Append the step and keep its record (who took it, its text) beside it, in one transaction."""
+
     def keep(session: Session, village_id: int) -> None:
-        record = content or _step_content(entry.body["receipt"], entry.body["step"], "", None)
         session.add(m.ComplaintMessageRow(village_id=village_id, entry_id=entry.id, receipt=entry.body["receipt"],
-                                          salt=salt or secrets.token_bytes(16), content=dict(record)))
+                                          salt=salt or secrets.token_bytes(16), content=dict(content)))
 
     try:
         (appended,) = store.append(slug, [entry], alongside=keep)

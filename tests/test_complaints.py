@@ -466,3 +466,17 @@ def test_the_village_page_shows_the_figures_and_no_complaint_content(
     figures = page[page.index('id="complaint-figures"'):page.index("</table>", page.index('id="complaint-figures"'))]
     assert "2026-03" in figures and figures.count("100.0 %") == 3, "resolved, satisfied and on time"
     assert "建议修路灯" not in page and "已安排" not in page and filed["tracking_code"] not in page
+
+
+def test_every_step_shows_who_took_it_and_only_the_commitments_on_the_log(
+    client: FlaskClient, api: str, village: StoredVillage, filed: dict[str, str], login: Callable[[str], dict[str, str]]
+) -> None:
+    receipt, code = filed["suggestion"], filed["suggestion-code"]
+    for step, text in (("accept", None), ("reply", "已安排")):
+        client.post(f"{api}/complaints/{receipt}/steps", headers=login("secretary"),
+                    json=sign_step(village, "secretary", receipt, step, text))
+    steps = client.post(f"{api}/complaints/track", json={"code": code}).json["steps"]
+    assert [(s["step"], s["by"], s["commitment"] is None) for s in steps] == [("accept", "secretary", True),
+                                                                              ("reply", "secretary", False)]
+    salt, content = b64decode(steps[1]["salt"]), {"receipt": receipt, "step": "reply", "by": "secretary", "text": "已安排"}
+    assert step_commitment(salt, content) == steps[1]["commitment"]
