@@ -356,7 +356,7 @@ def photo(store: Store, slug: str, receipt: str, sha256: str) -> tuple[str, byte
 
 
 def villager_step(store: Store, slug: str, code: str, step: str, *, now: datetime, text: str | None = None,
-                  rating: str | None = None, resolved: bool | None = None) -> Appended:
+                  rating: str | None = None, resolved: bool | None = None) -> Stepped:
     """The villager (with the tracking code alone) answers, or rates a closed case; the desk signs it."""
     found = track(store, slug, code)
     body: dict[str, Any] = {"receipt": found.case.receipt, "step": step}
@@ -371,7 +371,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 
 def handler_step(store: Store, slug: str, member: Member, signed: Entry, *, text: str | None, salt: bytes | None,
-                 now: datetime) -> Appended:
+                 now: datetime) -> Stepped:
     """A handler's own signed step, dated now (within CLOCK_SKEW: a reply cannot be backdated to look on
     time); ``text`` (a reply) is opened by ``salt`` against the step's commitment."""
     if signed.kind != "complaint.step":
@@ -399,7 +399,7 @@ def _step_content(receipt: str, step: str, by: str, text: str | None) -> dict[st
 
 
 def _append_step(store: Store, slug: str, body: dict[str, Any], by: str, text: str | None, now: datetime,
-                 sign: Callable[[dict[str, Any]], Entry]) -> Appended:
+                 sign: Callable[[dict[str, Any]], Entry]) -> Stepped:
     if text is not None:
         text = text.strip()
         if not text or len(text) > MAX_TEXT:
@@ -412,7 +412,15 @@ def _append_step(store: Store, slug: str, body: dict[str, Any], by: str, text: s
     return _store_step(store, slug, sign(body), content, salt)
 
 
-def _store_step(store: Store, slug: str, entry: Entry, content: Mapping[str, Any], salt: bytes | None) -> Appended:
+@dataclass(frozen=True)
+class Stepped:
+    """Where a step landed in the log, and its case as the step left it."""
+
+    appended: Appended
+    case: Case
+
+
+def _store_step(store: Store, slug: str, entry: Entry, content: Mapping[str, Any], salt: bytes | None) -> Stepped:
     """Append the step and keep its record (who took it, its text) beside it, in one transaction."""
 
     def keep(session: Session, village_id: int) -> None:
@@ -423,7 +431,10 @@ def _store_step(store: Store, slug: str, entry: Entry, content: Mapping[str, Any
         (appended,) = store.append(slug, [entry], alongside=keep)
     except EntryError as exc:
         raise ComplaintError(str(exc), field=exc.field or "entry") from exc
-    return appended
+    with read_session(store.engine) as session:
+        row = session.get(m.CaseRow, (store.village_row(session, slug).id, entry.body["receipt"]))
+        assert row is not None, "the step was just applied to this case"
+        return Stepped(appended, _case(row))
 
 
 # --- handlers' lists, deadlines, figures --------------------------------------------------------------
@@ -550,7 +561,7 @@ def _now_text() -> str:
 
 
 __all__ = [
-    "CATEGORIES", "CaseView", "ComplaintError", "DeskNotReady", "Filed", "MonthFigures", "NotYours", "Settings",
+    "CATEGORIES", "CaseView", "ComplaintError", "DeskNotReady", "Filed", "MonthFigures", "NotYours", "Settings", "Stepped",
     "cases_for", "desk_public_key", "escalate_overdue", "figures", "file_complaint", "handler_step",
     "overdue", "photo", "set_settings", "settings", "track", "view", "villager_step",
 ]

@@ -127,8 +127,8 @@ def track(village: str) -> Any:
     code = request.form.get("code", "").strip()
     try:
         if action == "answer":
-            complaints.villager_step(store(), village, VillagerAnswer().load({"code": code, "text": request.form.get("text", "")})["code"],
-                                     "answer", text=request.form.get("text", ""), now=now())
+            answer = VillagerAnswer().load({"code": code, "text": request.form.get("text", "")})
+            complaints.villager_step(store(), village, code, "answer", text=answer["text"], now=now())
         elif action == "rate":
             loaded = VillagerRating().load({"code": code, "rating": request.form.get("rating", ""),
                                             "resolved": request.form.get("resolved", "")})

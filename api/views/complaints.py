@@ -59,10 +59,10 @@ def view_item(found: complaints.CaseView) -> dict[str, Any]:
             "steps": [vars(step) for step in found.steps], "photos": found.photos}
 
 
-def step_item(village: str, appended: Any, receipt: str) -> dict[str, Any]:
-    case = store().state(village).cases[receipt]
+def step_item(stepped: complaints.Stepped) -> dict[str, Any]:
+    appended = stepped.appended
     return {"index": appended.index, "entry_id": appended.entry_id, "tree_size": appended.tree_size,
-            "checkpoint": appended.checkpoint, "case": case_item(case)}
+            "checkpoint": appended.checkpoint, "case": case_item(stepped.case)}
 
 
 def file_from_request(village: str, form: dict[str, Any], caller: Caller | None) -> complaints.Filed:
@@ -125,8 +125,7 @@ def track(request: dict[str, str], village: str) -> dict[str, Any]:
 @blp.response(201, StepResult)
 def answer(request: dict[str, str], village: str) -> dict[str, Any]:
     """The villager answers the handlers (committed to the ledger by the desk)."""
-    appended = complaints.villager_step(store(), village, request["code"], "answer", text=request["text"], now=now())
-    return step_item(village, appended, complaints.track(store(), village, request["code"]).case.receipt)
+    return step_item(complaints.villager_step(store(), village, request["code"], "answer", text=request["text"], now=now()))
 
 
 @blp.route("/<village>/complaints/rate", methods=["POST"])
@@ -136,9 +135,8 @@ def answer(request: dict[str, str], village: str) -> dict[str, Any]:
 def rate(request: dict[str, Any], village: str) -> dict[str, Any]:
     """The villager rates a closed case and says whether it was resolved; unsatisfied or unresolved
     reopens it once and escalates it to the township."""
-    appended = complaints.villager_step(store(), village, request["code"], "rate", rating=request["rating"],
-                                        resolved=request["resolved"], now=now())
-    return step_item(village, appended, complaints.track(store(), village, request["code"]).case.receipt)
+    return step_item(complaints.villager_step(store(), village, request["code"], "rate", rating=request["rating"],
+                                              resolved=request["resolved"], now=now()))
 
 
 def _member(village: str) -> Any:
@@ -191,9 +189,8 @@ def handler_step(request: dict[str, Any], village: str, receipt: str) -> dict[st
         salt = b64decode(request["salt"], what="salt") if "salt" in request else None
     except EncodingError as exc:
         raise Problem(422, "invalid-request", "The request is not valid", str(exc), errors=[{"field": "salt", "problem": str(exc)}]) from exc
-    appended = complaints.handler_step(store(), village, member, signed, text=request.get("text"), salt=salt,
-                                       now=now())
-    return step_item(village, appended, receipt)
+    return step_item(complaints.handler_step(store(), village, member, signed, text=request.get("text"), salt=salt,
+                                             now=now()))
 
 
 @blp.route("/<village>/complaint-settings")
