@@ -79,6 +79,24 @@ def parse_json(data: bytes | str) -> Any:
         raise EncodingError("malformed JSON: nested too deeply") from exc
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_reject_float)
+
+
+def parse_json_for_canonical_check(data: bytes) -> Any:
+    """``parse_json(data)``, twice as fast, for a caller that will require ``data`` to be the canonical bytes
+    of the result: a duplicate member is not refused here (the last one wins), since the canonical form of
+    the result has one member fewer than ``data`` then and the check fails. Raises EncodingError, with a
+    less precise message than ``parse_json``; parse again with ``parse_json`` to say what is wrong."""
+    try:
+        text = data.decode("utf-8")
+        value, end = _DECODER.raw_decode(text)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise EncodingError("not strict JSON") from exc
+    if end != len(text):
+        raise EncodingError("not strict JSON: extra data")
+    return value
+
+
 def parse_canonical(data: bytes) -> Any:
     """Parse ``data`` and require that it is already in canonical form."""
     value = parse_json(data)
@@ -93,13 +111,33 @@ def b64encode(data: bytes) -> str:
 
 
 def b64decode(text: str, *, length: int | None = None, what: str = "value") -> bytes:
-    """Strict standard base64; ``length`` if given is the exact decoded length required."""
+    """Strict standard base64; ``length`` if given is the exact decoded length required.
+
+    Accepts exactly the canonical spellings (``text == b64encode(raw)``). The fast test decides those; any
+    other text goes through the reference path, which says what is wrong with it."""
+    raw = _canonical_b64decode(text)
+    if raw is None:
+        raw = _b64decode_explained(text, what)
+    if length is not None and len(raw) != length:
+        raise EncodingError(f"{what} decodes to {len(raw)} bytes, expected {length}")
+    return raw
+
+
+def _canonical_b64decode(text: str) -> bytes | None:
+    """The bytes whose base64 is exactly ``text``, or None. (Any decoder returns the right bytes for a
+    canonical text; the comparison with the re-encoding is what makes the test exact.)"""
+    try:
+        raw = binascii.a2b_base64(text, strict_mode=True)
+    except (binascii.Error, ValueError, TypeError):
+        return None
+    return raw if binascii.b2a_base64(raw, newline=False) == text.encode("ascii") else None
+
+
+def _b64decode_explained(text: str, what: str) -> bytes:
     try:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
         raise EncodingError(f"{what} is not valid base64") from exc
     if b64encode(raw) != text:
         raise EncodingError(f"{what} is not canonical base64")
-    if length is not None and len(raw) != length:
-        raise EncodingError(f"{what} decodes to {len(raw)} bytes, expected {length}")
     return raw

@@ -20,17 +20,25 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 import keys
 
-from .canonical import b64decode, b64encode, canonical_json, canonical_json_of_checked, parse_json
-from .errors import BadSignature, EncodingError, MalformedEntry, SignatureError
+from .canonical import (
+    b64decode,
+    b64encode,
+    canonical_json,
+    canonical_json_of_checked,
+    parse_json,
+    parse_json_for_canonical_check,
+)
+from .compiled import Check, StrictBoolean, compile_schema
+from .errors import BadSignature, EncodingError, LedgerError, MalformedEntry, SignatureError
 
 SCHEMA_VERSION = 1
 SIGNING_DOMAIN = b"villageledger/entry/v1\n"
@@ -82,28 +90,22 @@ def _amount(*, required: bool = True) -> fields.Integer:
     return fields.Integer(strict=True, required=required, validate=validate.Range(1, MAX_AMOUNT))
 
 
-def _canonical_base64(length: int, what: str) -> Any:
-    def check(value: str) -> None:
-        try:
-            b64decode(value, length=length, what=what)
-        except EncodingError as exc:
-            raise ValidationError(f"must be {what}") from exc
+class CanonicalBase64(Check):
+    """The canonical base64 (``b64encode`` of the bytes) of exactly ``length`` bytes."""
 
-    return check
+    def __init__(self, length: int, what: str) -> None:
+        self.length, self.error = length, f"must be {what}"
+
+    def accepts(self, value: Any) -> bool:
+        try:
+            b64decode(value, length=self.length)
+        except EncodingError:
+            return False
+        return True
 
 
 def _public_key(*, required: bool = True) -> fields.String:
-    what = "a canonical base64 Ed25519 public key (32 bytes)"
-    return fields.String(required=required, validate=_canonical_base64(32, what))
-
-
-class StrictBoolean(fields.Boolean):
-    """JSON true or false only (marshmallow's Boolean also takes 1, "yes"...)."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise ValidationError("Not a valid boolean.")
-        return value
+    return fields.String(required=required, validate=CanonicalBase64(32, "a canonical base64 Ed25519 public key (32 bytes)"))
 
 
 def _bool(*, required: bool = True) -> fields.Boolean:
@@ -340,7 +342,7 @@ class ComplaintStep(_Strict):
 
     @validates_schema
     def _fields_of_the_step(self, data: dict[str, Any], **_: Any) -> None:
-        step = data.get("step")
+        step = data.get("step", "")
         needs = {"assign": {"assignee"}, "reply": {"commitment"}, "answer": {"commitment"},
                  "rate": {"rating", "resolved"}, "escalate": {"reason"}}.get(step, set())
         allowed = needs | {"commitment"} if step in ("accept", "start", "close") else needs
@@ -391,7 +393,7 @@ class Envelope(_Strict):
 
 class SignatureSchema(_Strict):
     key = _public_key()
-    sig = fields.String(required=True, validate=_canonical_base64(64, "a canonical base64 Ed25519 signature (64 bytes)"))
+    sig = fields.String(required=True, validate=CanonicalBase64(64, "a canonical base64 Ed25519 signature (64 bytes)"))
 
 
 class SignedEntrySchema(_Strict):
@@ -484,6 +486,21 @@ def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "entry": [str(messages)]}
 
 
+Loader = Callable[[Any, str], dict[str, Any]]
+
+
+def _loader(schema: Schema) -> Loader:
+    """``load(data, prefix)``: ``schema.load(data)`` by the fast path compiled from the schema when it
+    accepts (the same result), else by marshmallow, whose messages name the field at fault."""
+    accept = compile_schema(schema)
+
+    def load(data: Any, prefix: str) -> dict[str, Any]:
+        loaded = accept(data)
+        return loaded if loaded is not None else _load(schema, data, prefix)
+
+    return load
+
+
 def _load(schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise MalformedEntry(f"{prefix or 'entry'}: must be a JSON object", field=prefix or "entry")
@@ -496,15 +513,20 @@ def _load(schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
         raise MalformedEntry(f"{first}: {reasons[0]}", field=first, problems=problems) from exc
 
 
+_LOAD_SIGNED_ENTRY = _loader(SIGNED_ENTRY)
+_LOAD_ENVELOPE = _loader(ENVELOPE)
+_LOAD_BODY = {kind: _loader(schema) for kind, schema in BODY_SCHEMAS.items()}
+
+
 def parse_entry(signed: Any) -> Entry:
     """Validate a signed entry (already parsed JSON) against the envelope and its kind's body schema.
 
     Raises MalformedEntry naming the first offending field. Does not check signatures.
     """
-    outer = _load(SIGNED_ENTRY, signed, "")
+    outer = _LOAD_SIGNED_ENTRY(signed, "")
     unsigned = outer["entry"]
-    envelope = _load(ENVELOPE, unsigned, "entry")
-    body = _load(BODY_SCHEMAS[envelope["kind"]], envelope["body"], "entry.body")
+    envelope = _LOAD_ENVELOPE(unsigned, "entry")
+    body = _LOAD_BODY[envelope["kind"]](envelope["body"], "entry.body")
     author = b64decode(envelope["author"], length=32, what="entry.author")
     cosigner = b64decode(envelope["cosigner"], length=32, what="entry.cosigner") if "cosigner" in envelope else None
     expected = (author,) if cosigner is None else (author, cosigner)
@@ -535,9 +557,24 @@ def parse_entry(signed: Any) -> Entry:
 
 
 def decode_leaf(leaf: bytes) -> Entry:
-    """The entry whose canonical bytes are exactly ``leaf``. Raises EncodingError or MalformedEntry."""
+    """The entry whose canonical bytes are exactly ``leaf``. Raises EncodingError or MalformedEntry.
+
+    Fast path: parse without refusing duplicate members (``parse_json_for_canonical_check``); a leaf it
+    accepts is canonical, so it has none. Anything else takes the reference path, which raises the error.
+    """
     if len(leaf) > MAX_ENTRY_BYTES:
         raise MalformedEntry(f"entry: {len(leaf)} bytes, at most {MAX_ENTRY_BYTES}", field="entry")
+    try:
+        entry: Entry | None = parse_entry(parse_json_for_canonical_check(leaf))
+    except (LedgerError, RecursionError):
+        entry = None
+    if entry is None or entry.leaf != leaf:
+        return _decode_leaf_explained(leaf)
+    return entry
+
+
+def _decode_leaf_explained(leaf: bytes) -> Entry:
+    """``decode_leaf`` by the reference path: strict JSON first, so the error says what is wrong."""
     entry = parse_entry(parse_json(leaf))
     if entry.leaf != leaf:
         raise EncodingError("leaf bytes are not the RFC 8785 canonical form of the entry")
@@ -562,7 +599,7 @@ _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def utc_now() -> str:
-    return datetime.now(timezone.utc).strftime(_TIME_FORMAT)
+    return datetime.now(UTC).strftime(_TIME_FORMAT)
 
 
 def new_entry_id() -> str:
@@ -606,7 +643,7 @@ def sign_entry(unsigned: Mapping[str, Any], author: keys.SigningKey, cosigner: k
 
 
 def entry_time(entry: Entry) -> datetime:
-    return datetime.strptime(entry.time, _TIME_FORMAT).replace(tzinfo=timezone.utc)
+    return datetime.strptime(entry.time, _TIME_FORMAT).replace(tzinfo=UTC)
 
 
 HOUSEHOLD_COMMITMENT_DOMAIN = b"villageledger/household/v1\n"
