@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, Self
 
 from .errors import ProofError
 
@@ -137,22 +138,25 @@ def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
     return mth(0, len(leaf_hashes))
 
 
-@dataclass(frozen=True, order=True)
-class NodeID:
+class _Node(NamedTuple):
+    level: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index, which nothing here calls
+
+
+class NodeID(_Node):
     """The perfect subtree at ``level`` (0 for leaves) and ``index`` (0 for the leftmost on its level).
 
     Invariant: ``level >= 0`` and ``index >= 0``; the node covers leaves
-    ``[index << level, (index + 1) << level)``. Ordered by level, then index.
+    ``[index << level, (index + 1) << level)``. Ordered by level, then index. (A tuple: proofs of a page
+    of entries sort and deduplicate thousands of them, which a dataclass makes the slowest part.)
     """
 
-    level: int
-    index: int
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if self.level < 0 or self.index < 0:
-            raise ProofError(
-                f"NodeID requires level >= 0 and index >= 0, got level {self.level}, index {self.index}"
-            )
+    def __new__(cls, level: int, index: int) -> Self:
+        if level < 0 or index < 0:
+            raise ProofError(f"NodeID requires level >= 0 and index >= 0, got level {level}, index {index}")
+        return super().__new__(cls, level, index)
 
     def coverage(self) -> tuple[int, int]:
         """The half-open range ``[begin, end)`` of leaf indices under this node."""

@@ -100,8 +100,14 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 
 @contextmanager
-def read_session(engine: Engine) -> Iterator[Session]:
+def read_session(engine: Engine, *, streamed: bool = False) -> Iterator[Session]:
+    """A session for reads only. On PostgreSQL its statements run in autocommit: under READ COMMITTED each
+    statement sees its own snapshot anyway, and no BEGIN/ROLLBACK round trips are spent on a read; a
+    ``streamed`` read (a server-side cursor) keeps a transaction, which such a cursor needs. SQLite
+    keeps one deferred transaction, so a read of several statements sees one snapshot."""
     with Session(engine, expire_on_commit=False) as session:
+        if not streamed and not is_sqlite(engine):
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
 
 

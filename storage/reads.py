@@ -6,17 +6,22 @@ cursor (the last log index or key seen), never by OFFSET, so a page is stable wh
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select
+from sqlmodel import Session
 
+import keys
+from ledger.errors import LedgerError
+from ledger.note import open_checkpoint
 from ledger.state import household_account
 
 from . import models as m
 from .db import read_session
-from .store import NotFound, Store
+from .store import NotFound, StorageError, Store
 
 
 @dataclass(frozen=True)
@@ -35,51 +40,50 @@ class EntryFilter:
 
 def entries(store: Store, slug: str, query: EntryFilter) -> list[m.EntryRow]:
     with read_session(store.engine) as session:
-        village = store.village_row(session, slug)
-        conditions = [m.EntryRow.village_id == village.id]
-        for column, value in ((m.EntryRow.household, query.household), (m.EntryRow.kind, query.kind), (m.EntryRow.ledger, query.ledger)):
-            if value is not None:
-                conditions.append(column == value)
-        if query.since is not None:
-            conditions.append(m.EntryRow.time >= query.since)
-        if query.until is not None:
-            conditions.append(m.EntryRow.time < query.until)
-        if query.kinds is not None:
-            conditions.append(m.EntryRow.kind.in_(query.kinds))  # type: ignore[attr-defined]
-        if query.after is not None:
-            conditions.append(m.EntryRow.idx > query.after)
-        if query.before is not None:
-            conditions.append(m.EntryRow.idx < query.before)
-        order = m.EntryRow.idx.desc() if query.newest_first else m.EntryRow.idx  # type: ignore[attr-defined]
-        rows = session.execute(select(m.EntryRow).where(*conditions).order_by(order).limit(query.limit))
-        return list(rows.scalars())
+        return _entries(session, store.village_row(session, slug), query)
 
 
-def movements(store: Store, slug: str, household: str) -> list[tuple[str, str, int]]:
+def _entries(session: Session, village: m.Village, query: EntryFilter) -> list[m.EntryRow]:
+    conditions = [m.EntryRow.village_id == village.id]
+    for column, value in ((m.EntryRow.household, query.household), (m.EntryRow.kind, query.kind), (m.EntryRow.ledger, query.ledger)):
+        if value is not None:
+            conditions.append(column == value)
+    if query.since is not None:
+        conditions.append(m.EntryRow.time >= query.since)
+    if query.until is not None:
+        conditions.append(m.EntryRow.time < query.until)
+    if query.kinds is not None:
+        conditions.append(m.EntryRow.kind.in_(query.kinds))  # type: ignore[attr-defined]
+    if query.after is not None:
+        conditions.append(m.EntryRow.idx > query.after)
+    if query.before is not None:
+        conditions.append(m.EntryRow.idx < query.before)
+    order = m.EntryRow.idx.desc() if query.newest_first else m.EntryRow.idx  # type: ignore[attr-defined]
+    rows = session.execute(select(m.EntryRow).where(*conditions).order_by(order).limit(query.limit))
+    return list(rows.scalars())
+
+
+def _movements(session: Session, village: m.Village, household: str) -> list[tuple[str, str, int]]:
     """(time, ledger, signed amount for the household) of every points movement of a household, in log order."""
     account = household_account(household)
-    with read_session(store.engine) as session:
-        village = store.village_row(session, slug)
-        rows = session.execute(
-            select(m.EntryRow.time, m.EntryRow.ledger, m.EntryRow.amount, m.EntryRow.credit)
-            .where(m.EntryRow.village_id == village.id, m.EntryRow.household == household,
-                   m.EntryRow.ledger.is_not(None))  # type: ignore[union-attr]
-            .order_by(m.EntryRow.idx)
-        ).all()
-        return [(time, ledger, amount if credit == account else -amount) for time, ledger, amount, credit in rows]
+    rows = session.execute(
+        select(m.EntryRow.time, m.EntryRow.ledger, m.EntryRow.amount, m.EntryRow.credit)
+        .where(m.EntryRow.village_id == village.id, m.EntryRow.household == household,
+               m.EntryRow.ledger.is_not(None))  # type: ignore[union-attr]
+        .order_by(m.EntryRow.idx)
+    ).all()
+    return [(time, ledger, amount if credit == account else -amount) for time, ledger, amount, credit in rows]
 
 
-def member_roles(store: Store, slug: str) -> dict[bytes, frozenset[str]]:
+def _member_roles(session: Session, village: m.Village) -> dict[bytes, frozenset[str]]:
     """Roles of the member behind every key that ever signed (public facts: cadres show their post)."""
-    with read_session(store.engine) as session:
-        village = store.village_row(session, slug)
-        rows = session.execute(
-            select(m.MemberKeyRow.public, m.MemberRow.roles)
-            .join(m.MemberRow, and_(m.MemberRow.village_id == m.MemberKeyRow.village_id,
-                                    m.MemberRow.member_id == m.MemberKeyRow.member_id))
-            .where(m.MemberKeyRow.village_id == village.id)
-        ).all()
-        return {public: frozenset(roles.split()) for public, roles in rows}
+    rows = session.execute(
+        select(m.MemberKeyRow.public, m.MemberRow.roles)
+        .join(m.MemberRow, and_(m.MemberRow.village_id == m.MemberKeyRow.village_id,
+                                m.MemberRow.member_id == m.MemberKeyRow.member_id))
+        .where(m.MemberKeyRow.village_id == village.id)
+    ).all()
+    return {public: frozenset(roles.split()) for public, roles in rows}
 
 
 def entry_by_id(store: Store, slug: str, entry_id: str) -> m.EntryRow:
@@ -104,47 +108,112 @@ def households(store: Store, slug: str, *, grid: str | None = None, after: str |
                ids: list[str] | None = None) -> list[HouseholdView]:
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
-        state = session.get(m.VillageState, village.id)
-        threshold = state.green_card_threshold if state and state.green_card_threshold is not None else 0
-        conditions = [m.HouseholdRow.village_id == village.id]
-        if grid is not None:
-            conditions.append(m.HouseholdRow.grid == grid)
-        if after is not None:
-            conditions.append(m.HouseholdRow.household_id > after)
-        if ids is not None:
-            conditions.append(m.HouseholdRow.household_id.in_(ids))  # type: ignore[attr-defined]
-        rows = list(session.execute(
-            select(m.HouseholdRow).where(*conditions).order_by(m.HouseholdRow.household_id).limit(limit)
-        ).scalars())
-        accounts = [household_account(r.household_id) for r in rows]
-        balances: dict[str, dict[str, int]] = {a: {"morality": 0, "credit": 0} for a in accounts}
-        for account, ledger, amount in session.execute(
-            select(m.BalanceRow.account, m.BalanceRow.ledger, m.BalanceRow.amount).where(
-                m.BalanceRow.village_id == village.id, m.BalanceRow.account.in_(accounts)  # type: ignore[attr-defined]
-            )
-        ):
-            balances[account][ledger] = amount
-        return [
-            HouseholdView(r, balances[household_account(r.household_id)],
-                          balances[household_account(r.household_id)]["morality"] >= threshold > 0)
-            for r in rows
-        ]
+        return _households(session, village, session.get(m.VillageState, village.id), grid=grid, after=after,
+                           limit=limit, ids=ids)
+
+
+def _households(session: Session, village: m.Village, state: m.VillageState | None, *, grid: str | None = None,
+                after: str | None = None, limit: int = 100, ids: list[str] | None = None) -> list[HouseholdView]:
+    threshold = state.green_card_threshold if state and state.green_card_threshold is not None else 0
+    conditions = [m.HouseholdRow.village_id == village.id]
+    if grid is not None:
+        conditions.append(m.HouseholdRow.grid == grid)
+    if after is not None:
+        conditions.append(m.HouseholdRow.household_id > after)
+    if ids is not None:
+        conditions.append(m.HouseholdRow.household_id.in_(ids))  # type: ignore[attr-defined]
+    rows = list(session.execute(
+        select(m.HouseholdRow).where(*conditions).order_by(m.HouseholdRow.household_id).limit(limit)
+    ).scalars())
+    accounts = [household_account(r.household_id) for r in rows]
+    balances: dict[str, dict[str, int]] = {a: {"morality": 0, "credit": 0} for a in accounts}
+    for account, ledger, amount in session.execute(
+        select(m.BalanceRow.account, m.BalanceRow.ledger, m.BalanceRow.amount).where(
+            m.BalanceRow.village_id == village.id, m.BalanceRow.account.in_(accounts)  # type: ignore[attr-defined]
+        )
+    ):
+        balances[account][ledger] = amount
+    return [
+        HouseholdView(r, balances[household_account(r.household_id)],
+                      balances[household_account(r.household_id)]["morality"] >= threshold > 0)
+        for r in rows
+    ]
 
 
 def household(store: Store, slug: str, household_id: str) -> HouseholdView:
-    found = households(store, slug, ids=[household_id], limit=1)
+    return _one(households(store, slug, ids=[household_id], limit=1), slug, household_id)
+
+
+def _one(found: list[HouseholdView], slug: str, household_id: str) -> HouseholdView:
     if not found:
         raise NotFound(f"no household {household_id!r} in village {slug!r}")
     return found[0]
 
 
-def rules(store: Store, slug: str, *, include_retired: bool = False) -> list[m.RuleRow]:
+@dataclass(frozen=True)
+class HouseholdPage:
+    """Everything a household's page shows, read in one session: ``rows`` (newest first) are all inside the
+    checkpoint ``note`` of ``size`` entries, and ``proofs[i]`` proves ``rows[i]`` in it under ``log_key``."""
+
+    village: m.Village
+    state: m.VillageState
+    household: HouseholdView
+    rows: list[m.EntryRow]
+    note: str
+    size: int
+    proofs: list[list[bytes]]
+    log_key: str
+    rules: dict[str, m.RuleRow]
+    roles: dict[bytes, frozenset[str]]
+    movements: list[tuple[str, str, int]]
+
+
+def household_page(store: Store, slug: str, household_id: str, query: EntryFilter) -> HouseholdPage:
+    """The household's page: its entries matching ``query`` and the facts to show and prove them."""
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
-        conditions = [m.RuleRow.village_id == village.id]
-        if not include_retired:
-            conditions.append(m.RuleRow.retired_at.is_(None))  # type: ignore[union-attr]
-        return list(session.execute(select(m.RuleRow).where(*conditions).order_by(m.RuleRow.code)).scalars())
+        assert village.id is not None
+        rows = _entries(session, village, dataclasses.replace(query, household=household_id))
+        size, note = store.latest(session, village)  # read after the rows: every row is inside this checkpoint
+        state = store.fact_at(village.id, size, "village_state", lambda: session.get(m.VillageState, village.id))
+        assert state is not None
+        view = _one(_households(session, village, state, ids=[household_id], limit=1), slug, household_id)
+        return HouseholdPage(
+            village=village, state=state, household=view, rows=rows, note=note, size=size,
+            proofs=store.proofs_within(session, village, [row.idx for row in rows], size) if rows else [],
+            log_key=store.fact_at(village.id, size, "log_key", lambda: _signing_key(session, village, note)),
+            rules=store.fact_at(village.id, size, "rules", lambda: {
+                rule.code: rule for rule in _rules(session, village, include_retired=True)}),
+            roles=store.fact_at(village.id, size, "roles", lambda: _member_roles(session, village)),
+            movements=_movements(session, village, household_id),
+        )
+
+
+def _signing_key(session: Session, village: m.Village, note: str) -> str:
+    """The verifier key of the log key that signed ``note`` (after a rotation, the next checkpoint is
+    still signed by the old key)."""
+    rows = session.execute(select(m.LogKey.name, m.LogKey.public).where(m.LogKey.village_id == village.id)
+                           .order_by(m.LogKey.id.desc())).all()  # type: ignore[union-attr]
+    candidates = [keys.verifier_key(name, public) for name, public in rows]
+    for candidate in candidates:
+        try:
+            open_checkpoint(note, [keys.parse_verifier_key(candidate)])
+        except LedgerError:
+            continue
+        return candidate
+    raise StorageError(f"no log key of village {village.slug!r} signed its latest checkpoint")
+
+
+def rules(store: Store, slug: str, *, include_retired: bool = False) -> list[m.RuleRow]:
+    with read_session(store.engine) as session:
+        return _rules(session, store.village_row(session, slug), include_retired=include_retired)
+
+
+def _rules(session: Session, village: m.Village, *, include_retired: bool = False) -> list[m.RuleRow]:
+    conditions = [m.RuleRow.village_id == village.id]
+    if not include_retired:
+        conditions.append(m.RuleRow.retired_at.is_(None))  # type: ignore[union-attr]
+    return list(session.execute(select(m.RuleRow).where(*conditions).order_by(m.RuleRow.code)).scalars())
 
 
 def village_state(store: Store, slug: str) -> tuple[m.Village, m.VillageState]:

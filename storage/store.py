@@ -22,9 +22,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import Engine, delete, func, select, union_all
+from sqlalchemy import Connection, Engine, delete, select, text
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlmodel import Session, SQLModel
@@ -55,7 +55,13 @@ from ledger.verify import Report, verify_bundle
 from . import models as m
 from .db import read_session, write_session
 
+T = TypeVar("T")
+
 TAIL_REPLAY = 1000  # entries another process appended that are replayed rather than reloading the state
+
+# The hot reads (a checkpoint, a proof's nodes) are plain SQL on the session's connection: building an ORM
+# select costs more than running it, and these run for every proof a villager's phone checks.
+_LATEST_CHECKPOINT = text("SELECT size, note FROM checkpoints WHERE village_id = :village ORDER BY size DESC LIMIT 1")
 
 
 class StorageError(LedgerError):
@@ -135,6 +141,8 @@ class Store:
         self._passphrase = log_key_passphrase
         self._states: dict[int, State] = {}
         self._signers: dict[int, tuple[int, str, keys.SigningKey]] = {}
+        self._villages: dict[str, m.Village] = {}
+        self._facts: dict[tuple[int, str], tuple[int, Any]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -188,12 +196,18 @@ class Store:
             return list(session.execute(select(m.Village).order_by(m.Village.slug)).scalars())
 
     def village_row(self, session: Session, slug: str, *, lock: bool = False) -> m.Village:
+        """The village's row; ``lock`` takes its write lock (PostgreSQL) for this transaction.
+        A village is never renamed or deleted, so unlocked reads are answered from a per-process copy
+        (a transient row, bound to no session, so no rollback can expire it)."""
+        if not lock and slug in self._villages:
+            return self._villages[slug]
         query = select(m.Village).where(m.Village.slug == slug)
         if lock:
             query = query.with_for_update()
         village = session.execute(query).scalar_one_or_none()
         if village is None:
             raise NotFound(f"no village {slug!r}")
+        self._villages[slug] = m.Village(id=village.id, slug=village.slug, origin=village.origin, created=village.created)
         return village
 
     def village_id(self, slug: str) -> int:
@@ -201,6 +215,17 @@ class Store:
             village = self.village_row(session, slug)
             assert village.id is not None
             return village.id
+
+    def fact_at(self, village_id: int, size: int, name: str, compute: Callable[[], T]) -> T:
+        """``compute()``, a fact of the village's log prefix of ``size`` entries (its rules, who holds which
+        key), kept per process until the log grows. Every such fact changes only by an append, and an
+        append always writes a checkpoint of a new size."""
+        cached = self._facts.get((village_id, name))
+        if cached is not None and cached[0] == size:
+            return cast(T, cached[1])
+        value = compute()
+        self._facts[(village_id, name)] = (size, value)
+        return value
 
     def verifier_keys(self, slug: str) -> list[str]:
         """Every note verifier key the village's checkpoints were ever signed with, oldest first."""
@@ -339,19 +364,7 @@ class Store:
         if not ids:
             return []
         wanted = [(node.level, node.index) for node in ids]
-        by_level: dict[int, list[int]] = {}
-        for level, index in wanted:
-            by_level.setdefault(level, []).append(index)
-        # One "village, level, idx IN (...)" select per level, joined by UNION ALL: each is a primary-key seek.
-        # (A tuple IN, or an OR of the terms, makes SQLite scan every node of the village.)
-        per_level = [
-            select(m.TreeNode.level, m.TreeNode.idx, m.TreeNode.hash).where(
-                m.TreeNode.village_id == village_id, m.TreeNode.level == level, m.TreeNode.idx.in_(indexes)  # type: ignore[attr-defined]
-            )
-            for level, indexes in by_level.items()
-        ]
-        rows = session.execute(union_all(*per_level)).all()
-        found = {(level, idx): digest for level, idx, digest in rows}
+        found = {(level, idx): digest for level, idx, digest in _select_nodes(session.connection(), village_id, wanted)}
         missing = [key for key in wanted if key not in found]
         if missing:
             raise StorageError(f"tree node level {missing[0][0]} index {missing[0][1]} is missing")
@@ -371,17 +384,16 @@ class Store:
             return self._size(session, self.village_row(session, slug))
 
     def _size(self, session: Session, village: m.Village) -> int:
-        return int(session.execute(
-            select(func.coalesce(func.max(m.CheckpointRow.size), 0)).where(m.CheckpointRow.village_id == village.id)
-        ).scalar_one())
+        return self.latest(session, village)[0]
+
+    def latest(self, session: Session, village: m.Village) -> tuple[int, str]:
+        """(size, signed note) of the village's latest checkpoint."""
+        size, note = session.connection().execute(_LATEST_CHECKPOINT, {"village": village.id}).one()
+        return int(size), str(note)
 
     def latest_checkpoint(self, slug: str) -> str:
         with read_session(self.engine) as session:
-            village = self.village_row(session, slug)
-            row = session.execute(
-                select(m.CheckpointRow).where(m.CheckpointRow.village_id == village.id).order_by(m.CheckpointRow.size.desc()).limit(1)  # type: ignore[attr-defined]
-            ).scalar_one()
-            return row.note
+            return self.latest(session, self.village_row(session, slug))[1]
 
     def leaf(self, slug: str, index: int) -> bytes:
         with read_session(self.engine) as session:
@@ -402,16 +414,21 @@ class Store:
         with read_session(self.engine) as session:
             village = self.village_row(session, slug)
             self._require_size(session, village, size)
-            for index in indexes:
-                if not 0 <= index < size:
-                    raise StorageError(f"index {index} is outside a tree of size {size}")
-            plans = [merkle.inclusion_plan(index, size) for index in indexes]
-            wanted = sorted({node for plan in plans for node in plan.ids})
-            found: dict[merkle.NodeID, bytes] = {}
-            for start in range(0, len(wanted), 400):
-                chunk = wanted[start : start + 400]
-                found.update(zip(chunk, self._node_hashes(session, village.id or 0, chunk)))
-            return [plan.rehash([found[node] for node in plan.ids]) for plan in plans]
+            return self.proofs_within(session, village, indexes, size)
+
+    def proofs_within(self, session: Session, village: m.Village, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+        """``inclusion_proofs`` inside a read the caller holds. Requires ``size`` <= the current size (a
+        checkpoint's size read in ``session``) and 0 <= every index < ``size``."""
+        for index in indexes:
+            if not 0 <= index < size:
+                raise StorageError(f"index {index} is outside a tree of size {size}")
+        plans = [merkle.inclusion_plan(index, size) for index in indexes]
+        wanted = sorted({node for plan in plans for node in plan.ids})
+        found: dict[merkle.NodeID, bytes] = {}
+        for start in range(0, len(wanted), 400):
+            chunk = wanted[start : start + 400]
+            found.update(zip(chunk, self._node_hashes(session, village.id or 0, chunk)))
+        return [plan.rehash([found[node] for node in plan.ids]) for plan in plans]
 
     def consistency_proof(self, slug: str, first: int, second: int) -> list[bytes]:
         """Requires 0 < first <= second <= current size."""
@@ -432,14 +449,12 @@ class Store:
         """A C2SP tlog-proof receipt for entry ``index`` against the latest checkpoint: checkable offline."""
         with read_session(self.engine) as session:
             village = self.village_row(session, slug)
-            row = session.execute(
-                select(m.CheckpointRow).where(m.CheckpointRow.village_id == village.id).order_by(m.CheckpointRow.size.desc()).limit(1)  # type: ignore[attr-defined]
-            ).scalar_one()
-            if not 0 <= index < row.size:
+            size, note = self.latest(session, village)
+            if not 0 <= index < size:
                 raise NotFound(f"no entry at index {index} in village {slug!r}")
-            plan = merkle.inclusion_plan(index, row.size)
+            plan = merkle.inclusion_plan(index, size)
             hashes = plan.rehash(self._node_hashes(session, village.id or 0, plan.ids))
-            return TlogProof(index=index, hashes=tuple(hashes), checkpoint=row.note).text()
+            return TlogProof(index=index, hashes=tuple(hashes), checkpoint=note).text()
 
     def state(self, slug: str) -> State:
         """A read-only snapshot of the village state (derived tables) for reads."""
@@ -452,7 +467,7 @@ class Store:
 
     def export(self, slug: str) -> Iterator[bytes]:
         """The village's bundle as lines, streamed from the database (see ``ledger.bundle``)."""
-        with read_session(self.engine) as session:
+        with read_session(self.engine, streamed=True) as session:
             village = self.village_row(session, slug)
             yield bundle.header_line(
                 village=slug, origin=village.origin, log_keys=self.verifier_keys(slug), created=utc_now()
@@ -493,7 +508,7 @@ class Store:
         return verify_bundle(self.export(slug), trusted, workers=workers)
 
     def _check_rows(self, slug: str) -> None:
-        with read_session(self.engine) as session:
+        with read_session(self.engine, streamed=True) as session:
             village = self.village_row(session, slug)
             query = (
                 select(m.EntryRow.idx, m.EntryRow.kind, m.EntryRow.leaf, m.EntryRow.leaf_hash, m.TreeNode.hash)
@@ -641,6 +656,34 @@ _DERIVED_MODELS: dict[str, Any] = {
     "balances": m.BalanceRow,
     "complaint_cases": m.CaseRow,
 }
+
+
+_NODES_BY_ARRAYS = (  # PostgreSQL: one statement of fixed text, which psycopg prepares once per connection
+    "SELECT t.level, t.idx, t.hash FROM tree_nodes t JOIN unnest(%s::int[], %s::bigint[]) AS w(level, idx) "
+    "ON t.level = w.level AND t.idx = w.idx WHERE t.village_id = %s"
+)
+
+
+def _select_nodes(connection: Connection, village_id: int, wanted: Sequence[tuple[int, int]]) -> list[tuple[int, int, bytes]]:
+    """(level, idx, hash) of the stored nodes among ``wanted``, each found by a primary-key seek. Driver SQL:
+    it runs for every proof, and an ORM statement of twenty levels costs milliseconds to build."""
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(
+            _NODES_BY_ARRAYS, ([level for level, _ in wanted], [index for _, index in wanted], village_id)
+        ).all()
+    else:
+        # One "village, level, idx IN (...)" select per level joined by UNION ALL (a tuple IN, or an OR of
+        # the terms, makes SQLite scan every node of the village).
+        by_level: dict[int, list[int]] = {}
+        for level, index in wanted:
+            by_level.setdefault(level, []).append(index)
+        selects, parameters = [], []
+        for level, indexes in by_level.items():
+            selects.append(f"SELECT level, idx, hash FROM tree_nodes WHERE village_id = ? AND level = ? "
+                           f"AND idx IN ({', '.join('?' * len(indexes))})")
+            parameters.extend([village_id, level, *indexes])
+        rows = connection.exec_driver_sql(" UNION ALL ".join(selects), tuple(parameters)).all()
+    return [(level, idx, bytes(digest)) for level, idx, digest in rows]
 
 
 @contextmanager

@@ -13,7 +13,6 @@ from flask_babel import get_locale, lazy_gettext as _l
 
 from api.extensions import store
 from ledger.canonical import b64encode
-from ledger.note import parse_checkpoint
 from storage import NotFound, complaints, plates, reads
 from storage.reads import EntryFilter
 
@@ -53,14 +52,29 @@ class EntryView:
     deduction: bool
 
 
-def _title(body: dict[str, Any], rules: dict[str, Any]) -> str:
+@dataclass(frozen=True)
+class Words:
+    """The catalogue's names of kinds and roles in the request's language, translated once per page."""
+
+    kinds: dict[str, str]
+    roles: dict[str, str]
+    chinese: bool
+
+    @classmethod
+    def current(cls) -> Words:
+        return cls({k: str(v) for k, v in KIND_NAMES.items()}, {k: str(v) for k, v in ROLE_NAMES.items()},
+                   str(get_locale()).startswith("zh"))
+
+
+def _title(body: dict[str, Any], rules: dict[str, Any], words: Words) -> str:
     rule = rules.get(body.get("rule", ""))
     if rule is None:
         return str(body.get("item", ""))
-    return rule.title_zh if str(get_locale()).startswith("zh") else rule.title_en
+    return rule.title_zh if words.chinese else rule.title_en
 
 
-def _entry_view(row: Any, proof: list[bytes], rules: dict[str, Any], roles: dict[bytes, frozenset[str]]) -> EntryView:
+def _entry_view(row: Any, proof: list[bytes], rules: dict[str, Any], roles: dict[bytes, frozenset[str]],
+                words: Words) -> EntryView:
     signed = json.loads(row.leaf)
     body = signed["entry"]["body"]
     signer_roles = sorted(roles.get(row.author, frozenset()))
@@ -68,9 +82,9 @@ def _entry_view(row: Any, proof: list[bytes], rules: dict[str, Any], roles: dict
     if row.amount is not None:
         signed_amount = row.amount if row.credit == f"household:{row.household}" else -row.amount
     return EntryView(
-        index=row.idx, date=row.time[:10], kind=str(KIND_NAMES.get(row.kind, row.kind)), title=_title(body, rules),
+        index=row.idx, date=row.time[:10], kind=words.kinds.get(row.kind, row.kind), title=_title(body, rules, words),
         reason=str(body.get("reason", "")), ledger=row.ledger, amount=signed_amount,
-        posted_by=" / ".join(str(ROLE_NAMES[r]) for r in signer_roles if r in ROLE_NAMES),
+        posted_by=" / ".join(words.roles[r] for r in signer_roles if r in words.roles),
         evidence=list(body.get("evidence", [])), leaf=b64encode(row.leaf), proof=[b64encode(h) for h in proof],
         entry_id=row.entry_id, deduction=row.kind == "points.deduct",
     )
@@ -90,23 +104,16 @@ def household_by_plate(token: str) -> Any:
 
 
 def household_page(slug: str, household: str, token: str) -> str:
-    before = request.args.get("before", type=int)
-    village, state = reads.village_state(store(), slug)
-    view = reads.household(store(), slug, household)
-    rows = reads.entries(store(), slug, EntryFilter(household=household, kinds=tuple(KIND_NAMES), newest_first=True,
-                                                    before=before, limit=PAGE))
-    note = store().latest_checkpoint(slug)  # read after the rows: every row is inside this checkpoint
-    size = parse_checkpoint(note.split("\n\n", 1)[0] + "\n").size
-    proofs = store().inclusion_proofs(slug, [row.idx for row in rows], size) if rows else []
-    rules = {rule.code: rule for rule in reads.rules(store(), slug, include_retired=True)}
-    roles = reads.member_roles(store(), slug)
-    entries = [_entry_view(row, proof, rules, roles) for row, proof in zip(rows, proofs)]
-    chart = points_chart(reads.movements(store(), slug, household), title=str(_l("Points over time")),
+    page = reads.household_page(store(), slug, household, EntryFilter(
+        kinds=tuple(KIND_NAMES), newest_first=True, before=request.args.get("before", type=int), limit=PAGE))
+    words = Words.current()
+    entries = [_entry_view(row, proof, page.rules, page.roles, words) for row, proof in zip(page.rows, page.proofs)]
+    chart = points_chart(page.movements, title=str(_l("Points over time")),
                          labels={k: str(v) for k, v in LEDGER_NAMES.items()})
     return render_template(
-        "household.html", village=village, state=state, household=view, entries=entries, chart=chart,
-        ledger_names=LEDGER_NAMES, token=token, older=rows[-1].idx if len(rows) == PAGE else None,
-        proof_context=json.dumps({"checkpoint": note, "key": store().verifier_keys(slug)[-1], "origin": village.origin}),
+        "household.html", village=page.village, state=page.state, household=page.household, entries=entries,
+        chart=chart, ledger_names=LEDGER_NAMES, token=token, older=page.rows[-1].idx if len(page.rows) == PAGE else None,
+        proof_context=json.dumps({"checkpoint": page.note, "key": page.log_key, "origin": page.village.origin}),
     )
 
 
