@@ -15,6 +15,7 @@ Any error rolls the whole batch back: nothing partial is ever written.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import secrets
 import threading
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, delete, select, text
+from sqlalchemy import Connection, Engine, bindparam, delete, select, text
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlmodel import Session, SQLModel
@@ -53,7 +54,7 @@ from ledger.state import (
 from ledger.verify import Report, verify_bundle
 
 from . import models as m
-from .db import read_session, write_session
+from .db import is_sqlite, read_session, write_session
 
 T = TypeVar("T")
 
@@ -62,6 +63,19 @@ TAIL_REPLAY = 1000  # entries another process appended that are replayed rather 
 # The hot reads (a checkpoint, a proof's nodes) are plain SQL on the session's connection: building an ORM
 # select costs more than running it, and these run for every proof a villager's phone checks.
 _LATEST_CHECKPOINT = text("SELECT size, note FROM checkpoints WHERE village_id = :village ORDER BY size DESC LIMIT 1")
+# ... and so are the fixed statements of every append.
+_LOCK_VILLAGE = text("SELECT id FROM villages WHERE id = :village FOR UPDATE")
+_STATE_SIZE = text("SELECT size FROM village_state WHERE village_id = :village")
+_ACTIVE_LOG_KEY = text("SELECT id FROM log_keys WHERE village_id = :village AND retired IS NULL")
+_STORED_ENTRIES = text(
+    "SELECT entry_id, idx, leaf, leaf_hash FROM entries WHERE village_id = :village AND entry_id IN :ids"
+).bindparams(bindparam("ids", expanding=True))
+_CHECKPOINT_COVERING = text(
+    "SELECT size, note FROM checkpoints WHERE village_id = :village AND size > :index ORDER BY size LIMIT 1"
+)
+_INSERT_ENTRIES = m.EntryRow.__table__.insert()  # type: ignore[attr-defined]
+_INSERT_NODES = m.TreeNode.__table__.insert()  # type: ignore[attr-defined]
+_INSERT_CHECKPOINT = m.CheckpointRow.__table__.insert()  # type: ignore[attr-defined]
 
 
 class StorageError(LedgerError):
@@ -81,6 +95,7 @@ class Appended:
     leaf_hash: bytes
     checkpoint: str
     tree_size: int
+    inclusion_proof: tuple[bytes, ...] | None = None  # in the tree of ``tree_size``, when asked for
 
 
 class DbIndex:
@@ -119,16 +134,20 @@ class DbIndex:
 
 
 def _upsert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
+    if rows:
+        session.connection().execute(_upsert_statement(session.get_bind().dialect.name, model), rows)
+
+
+@functools.cache
+def _upsert_statement(dialect: str, model: type[SQLModel]) -> Any:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE, built once per table (building it costs more than
+    running it for one row)."""
     table = model.__table__  # type: ignore[attr-defined]
     keys_ = [c.name for c in table.primary_key.columns]
-    insert = sqlite_dialect.insert if session.get_bind().dialect.name == "sqlite" else pg_dialect.insert
-    statement = insert(table)
-    statement = statement.on_conflict_do_update(
+    statement = (sqlite_dialect.insert if dialect == "sqlite" else pg_dialect.insert)(table)
+    return statement.on_conflict_do_update(
         index_elements=keys_, set_={c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys_}
     )
-    session.execute(statement, rows)
 
 
 class Store:
@@ -199,15 +218,15 @@ class Store:
         """The village's row; ``lock`` takes its write lock (PostgreSQL) for this transaction.
         A village is never renamed or deleted, so unlocked reads are answered from a per-process copy
         (a transient row, bound to no session, so no rollback can expire it)."""
-        if not lock and slug in self._villages:
-            return self._villages[slug]
-        query = select(m.Village).where(m.Village.slug == slug)
-        if lock:
-            query = query.with_for_update()
-        village = session.execute(query).scalar_one_or_none()
+        village = self._villages.get(slug)
         if village is None:
-            raise NotFound(f"no village {slug!r}")
-        self._villages[slug] = m.Village(id=village.id, slug=village.slug, origin=village.origin, created=village.created)
+            found = session.execute(select(m.Village).where(m.Village.slug == slug)).scalar_one_or_none()
+            if found is None:
+                raise NotFound(f"no village {slug!r}")
+            village = m.Village(id=found.id, slug=found.slug, origin=found.origin, created=found.created)
+            self._villages[slug] = village
+        if lock and not is_sqlite(self.engine):  # SQLite's write transaction already holds the database's lock
+            session.connection().execute(_LOCK_VILLAGE, {"village": village.id})
         return village
 
     def village_id(self, slug: str) -> int:
@@ -235,25 +254,26 @@ class Store:
             return [keys.verifier_key(row.name, row.public) for row in rows]
 
     def _signer(self, session: Session, village_id: int) -> tuple[str, keys.SigningKey]:
-        row = session.execute(
-            select(m.LogKey).where(m.LogKey.village_id == village_id, m.LogKey.retired.is_(None))  # type: ignore[union-attr]
-        ).scalar_one()
+        """The village's active log key (asked every time: another process may have rotated it),
+        decrypted once per process."""
+        active = session.connection().execute(_ACTIVE_LOG_KEY, {"village": village_id}).scalar_one()
         cached = self._signers.get(village_id)
-        if cached is None or cached[0] != row.id:
-            assert row.id is not None
+        if cached is None or cached[0] != active:
+            row = session.get_one(m.LogKey, active)
             assert row.encrypted_pem is not None, "the active log key always has its private half"
-            cached = (row.id, row.name, keys.SigningKey.from_encrypted_pem(row.encrypted_pem, self._passphrase))
+            cached = (active, row.name, keys.SigningKey.from_encrypted_pem(row.encrypted_pem, self._passphrase))
             self._signers[village_id] = cached
         return cached[1], cached[2]
 
     # --- appending ---------------------------------------------------------------------------------
 
     def append(self, slug: str, entries: Sequence[Entry], *,
-               alongside: Callable[[Session, int], None] | None = None) -> list[Appended]:
+               alongside: Callable[[Session, int], None] | None = None, prove: bool = False) -> list[Appended]:
         """Append a batch atomically (all or nothing). Raises an EntryError with ``position`` set to the
         offending entry's place in the batch. ``alongside(session, village_id)`` writes off-log rows that
         belong with the entries (a complaint's content) in the same transaction; a re-posted batch that
-        is already in the log returns the first result and does not call it."""
+        is already in the log returns the first result and does not call it. ``prove``: each result
+        carries its inclusion proof (read in the same transaction)."""
         if not entries:
             raise EntryError("a batch needs at least one entry", field="entries")
         # (1)
@@ -270,7 +290,7 @@ class Store:
             # (3)
             earlier = self._already_appended(session, village.id, entries)
             if earlier is not None:
-                return earlier
+                return self._proved(session, village, earlier) if prove else earlier
             # (4)
             state = self._state(session, village.id)
             assert isinstance(state.index, DbIndex)
@@ -288,33 +308,44 @@ class Store:
                     {"village_id": village.id, "level": node.level, "idx": node.index, "hash": digest}
                     for node, digest in tree.append(leaf_hash)
                 )
-            session.execute(m.EntryRow.__table__.insert(), [  # type: ignore[attr-defined]
+            connection = session.connection()
+            connection.execute(_INSERT_ENTRIES, [
                 _entry_row(village.id, start + i, entry, leaf_hash, state)
                 for i, (entry, leaf_hash) in enumerate(zip(entries, leaf_hashes))
             ])
-            session.execute(m.TreeNode.__table__.insert(), nodes)  # type: ignore[attr-defined]
+            connection.execute(_INSERT_NODES, nodes)
             # (6)
             for model, rows in derived_rows(village.id, state, changes).items():
                 _upsert(session, model, rows)
             if alongside is not None:
                 alongside(session, village.id)
             note = self._sign_checkpoint(session, village.id, village.origin, tree)
+            appended = [
+                Appended(entry.id, start + i, leaf_hash, note, tree.size)
+                for i, (entry, leaf_hash) in enumerate(zip(entries, leaf_hashes))
+            ]
+            if prove:
+                appended = self._proved(session, village, appended)
         # (7)
         state.recent = MemoryIndex()
         with self._lock:
             self._states[village.id] = state
+        return appended
+
+    def _proved(self, session: Session, village: m.Village, appended: list[Appended]) -> list[Appended]:
+        """``appended`` with their inclusion proofs, all under the latest of their checkpoints."""
+        latest = max(appended, key=lambda a: a.tree_size)
+        proofs = self.proofs_within(session, village, [a.index for a in appended], latest.tree_size)
         return [
-            Appended(entry.id, start + i, leaf_hash, note, tree.size)
-            for i, (entry, leaf_hash) in enumerate(zip(entries, leaf_hashes))
+            dataclasses.replace(a, checkpoint=latest.checkpoint, tree_size=latest.tree_size, inclusion_proof=tuple(proof))
+            for a, proof in zip(appended, proofs)
         ]
 
     def _already_appended(self, session: Session, village_id: int, entries: Sequence[Entry]) -> list[Appended] | None:
         ids = [entry.id for entry in entries]
         rows = {
             row.entry_id: row
-            for row in session.execute(
-                select(m.EntryRow).where(m.EntryRow.village_id == village_id, m.EntryRow.entry_id.in_(ids))  # type: ignore[attr-defined]
-            ).scalars()
+            for row in session.connection().execute(_STORED_ENTRIES, {"village": village_id, "ids": ids})
         }
         if not rows:
             return None
@@ -330,18 +361,15 @@ class Store:
         results = []
         for entry in entries:
             row = rows[entry.id]
-            checkpoint = session.execute(
-                select(m.CheckpointRow)
-                .where(m.CheckpointRow.village_id == village_id, m.CheckpointRow.size > row.idx)
-                .order_by(m.CheckpointRow.size)
-                .limit(1)
-            ).scalar_one()
-            results.append(Appended(entry.id, row.idx, row.leaf_hash, checkpoint.note, checkpoint.size))
+            size, note = session.connection().execute(
+                _CHECKPOINT_COVERING, {"village": village_id, "index": row.idx}
+            ).one()
+            results.append(Appended(entry.id, row.idx, bytes(row.leaf_hash), note, size))
         return results
 
     def _state(self, session: Session, village_id: int) -> State:
         """The village state at its current size, for this transaction (a private copy)."""
-        size = session.execute(select(m.VillageState.size).where(m.VillageState.village_id == village_id)).scalar_one()
+        size = session.connection().execute(_STATE_SIZE, {"village": village_id}).scalar_one()
         with self._lock:
             cached = self._states.get(village_id)
         if cached is None or not 0 <= size - cached.size <= TAIL_REPLAY:
@@ -374,7 +402,9 @@ class Store:
         name, key = self._signer(session, village_id)
         checkpoint = Checkpoint(origin, tree.size, tree.root())
         note = sign_checkpoint(checkpoint, [(name, key)])
-        session.add(m.CheckpointRow(village_id=village_id, size=tree.size, root=checkpoint.root_hash, note=note, created=utc_now()))
+        session.connection().execute(_INSERT_CHECKPOINT, {
+            "village_id": village_id, "size": tree.size, "root": checkpoint.root_hash, "note": note, "created": utc_now(),
+        })
         return note
 
     # --- reading the log ---------------------------------------------------------------------------

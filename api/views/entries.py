@@ -44,16 +44,14 @@ def post_entries(payload: dict[str, Any], village: str) -> dict[str, Any]:
     the auditor's verifier runs. Posting an entry that is already in the log returns its first result
     and writes nothing.
     """
-    appended: list[Appended] = store().append(village, _signed_entries(village, payload))
-    latest = max(appended, key=lambda a: a.tree_size)
-    proofs = store().inclusion_proofs(village, [a.index for a in appended], latest.tree_size)
+    appended: list[Appended] = store().append(village, _signed_entries(village, payload), prove=True)
     return {
-        "tree_size": latest.tree_size,
-        "checkpoint": latest.checkpoint,
+        "tree_size": appended[0].tree_size,  # a batch lands whole, under one checkpoint
+        "checkpoint": appended[0].checkpoint,
         "appended": [
             {"index": a.index, "entry_id": a.entry_id, "leaf_hash": b64encode(a.leaf_hash),
-             "inclusion_proof": [b64encode(h) for h in proof]}
-            for a, proof in zip(appended, proofs)
+             "inclusion_proof": [b64encode(h) for h in a.inclusion_proof or ()]}
+            for a in appended
         ],
     }
 
