@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from typing import Any
 
@@ -115,7 +116,7 @@ def b64decode(text: str, *, length: int | None = None, what: str = "value") -> b
 
     Accepts exactly the canonical spellings (``text == b64encode(raw)``). The fast test decides those; any
     other text goes through the reference path, which says what is wrong with it."""
-    raw = _canonical_b64decode(text)
+    raw = _canonical_b64decode(text) if type(text) is str else None
     if raw is None:
         raw = _b64decode_explained(text, what)
     if length is not None and len(raw) != length:
@@ -123,9 +124,12 @@ def b64decode(text: str, *, length: int | None = None, what: str = "value") -> b
     return raw
 
 
+@functools.lru_cache(maxsize=1024)
 def _canonical_b64decode(text: str) -> bytes | None:
     """The bytes whose base64 is exactly ``text``, or None. (Any decoder returns the right bytes for a
-    canonical text; the comparison with the re-encoding is what makes the test exact.)"""
+    canonical text; the comparison with the re-encoding is what makes the test exact.) Cached: an entry's
+    keys recur in every entry its signers sign, and each key and signature is decoded twice per entry,
+    once by the schema and once for the ``Entry``."""
     try:
         raw = binascii.a2b_base64(text, strict_mode=True)
     except (binascii.Error, ValueError, TypeError):

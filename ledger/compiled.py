@@ -10,8 +10,8 @@ hooks, and returns ``accept(data)`` such that
   messages are the ones that count.
 
 The fast path may refuse more than marshmallow, never accept more. It takes only JSON's own types (exact
-``dict``, ``list``, ``str``, ``int``, ``bool``). It understands the field types in ``_FIELDS`` and the
-validators in ``_PREDICATES`` by exact type (a subclass may change behaviour), and ``Check`` validators. Any
+``dict``, ``list``, ``str``, ``int``, ``bool``). It understands the field types in ``_SCALARS`` and
+``_FIELDS`` and the validators in ``_PREDICATES`` by exact type (a subclass may change behaviour), and ``Check`` validators. Any
 other field, validator, hook or option that changes what ``load`` accepts or returns (``data_key``,
 ``allow_none``, ``load_default``, field processors, ``@validates``, ``@pre_load``, ``@post_load``...) raises
 ``NotCompilable`` when the schema is compiled, so a new rule can never be skipped in silence.
@@ -26,7 +26,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, missing, validat
 from marshmallow.decorators import POST_DUMP, PRE_DUMP, VALIDATES_SCHEMA
 
 Load = Callable[[Any], Any]
-Predicate = Callable[[Any], bool]
+Predicate = Callable[[Any], object]  # its truth value is the verdict
 Accept = Callable[[Any], "dict[str, Any] | None"]
 
 
@@ -135,12 +135,14 @@ def _schema_hooks(schema: Schema, where: str) -> Iterable[Callable[..., Any]]:
 def _field_loader(field: fields.Field[Any], where: str) -> Load:
     """The loader of one field's value: its type's loader, then every validator on the result."""
     _require_plain_field(field, where)
+    checks = tuple(_predicate(v, field, f"{where} validator {i}") for i, v in enumerate(field.validators))
+    scalar = _SCALARS.get(type(field))
+    if scalar is not None:
+        return _scalar(scalar, checks)
     make = _FIELDS.get(type(field))
     if make is None:
         raise NotCompilable(f"{where}: field type {type(field).__name__} is not supported")
-    base = make(field, where)
-    checks = tuple(_predicate(v, field, f"{where} validator {i}") for i, v in enumerate(field.validators))
-    return _checked(base, checks)
+    return _checked(make(field, where), checks)
 
 
 def _require_plain_field(field: fields.Field[Any], where: str) -> None:
@@ -181,19 +183,21 @@ def _checked(base: Load, checks: tuple[Predicate, ...]) -> Load:
     return load_all
 
 
-def _exactly(kind: type) -> Callable[[fields.Field[Any], str], Load]:
-    """String, Integer (strict or not) and StrictBoolean load a value of exactly ``kind`` as itself:
-    marshmallow returns ``ensure_text_type(s)``, ``int(n)`` and ``b``, each equal to the value given."""
+# String, Integer (strict or not) and StrictBoolean load a value of exactly this type as itself: marshmallow
+# returns ``ensure_text_type(s)``, ``int(n)`` and ``b``, each equal to the value given.
+_SCALARS: dict[type, type] = {fields.String: str, fields.Integer: int, StrictBoolean: bool}
 
-    def make(field: fields.Field[Any], where: str) -> Load:
-        def load(value: Any) -> Any:
-            if type(value) is not kind:
+
+def _scalar(kind: type, checks: tuple[Predicate, ...]) -> Load:
+    def load(value: Any) -> Any:
+        if type(value) is not kind:
+            raise _Refused
+        for check in checks:
+            if not check(value):
                 raise _Refused
-            return value
+        return value
 
-        return load
-
-    return make
+    return load
 
 
 def _dict(field: fields.Field[Any], where: str) -> Load:
@@ -229,9 +233,6 @@ def _nested(field: fields.Field[Any], where: str) -> Load:
 
 
 _FIELDS: dict[type, Callable[[fields.Field[Any], str], Load]] = {
-    fields.String: _exactly(str),
-    fields.Integer: _exactly(int),
-    StrictBoolean: _exactly(bool),
     fields.Dict: _dict,
     fields.List: _list,
     fields.Nested: _nested,
@@ -300,8 +301,7 @@ def _equal(v: validate.Equal, field: fields.Field[Any]) -> Predicate:
 
 
 def _regexp(v: validate.Regexp, field: fields.Field[Any]) -> Predicate:
-    match = v.regex.match
-    return lambda value: match(value) is not None
+    return v.regex.match  # a match object is true, None false
 
 
 _PREDICATES: dict[type, Callable[[Any, fields.Field[Any]], Predicate]] = {

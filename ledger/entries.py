@@ -18,11 +18,12 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -38,7 +39,8 @@ from .canonical import (
     parse_json_for_canonical_check,
 )
 from .compiled import Check, StrictBoolean, compile_schema
-from .errors import BadSignature, EncodingError, LedgerError, MalformedEntry, SignatureError
+from .errors import EncodingError, LedgerError, MalformedEntry
+from .signatures import check_signatures_of
 
 SCHEMA_VERSION = 1
 SIGNING_DOMAIN = b"villageledger/entry/v1\n"
@@ -407,14 +409,22 @@ ENVELOPE = Envelope()
 
 def _require_valid_date(value: Any, name: str) -> None:
     """``value``, already shaped ``YYYY-MM-DD[THH:MM:SSZ]`` by its pattern, names a real date and time.
-    (The datetime constructor, not strptime: the verifier runs this for every entry.)"""
+    (The verifier runs this for every entry: days are few and cached, and a clock of two-digit fields is
+    real exactly when it is at most 23:59:59, which string comparison tells.)"""
     if not isinstance(value, str):
         return
+    clock = value[11:19]
+    if not _is_real_day(value[:10]) or (clock and (clock[0:2] > "23" or clock[3:5] > "59" or clock[6:8] > "59")):
+        raise ValidationError("is not a real calendar date and time", name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_real_day(day: str) -> bool:
     try:
-        clock = (int(value[11:13]), int(value[14:16]), int(value[17:19])) if len(value) > 10 else ()
-        datetime(int(value[0:4]), int(value[5:7]), int(value[8:10]), *clock)
-    except ValueError as exc:
-        raise ValidationError("is not a real calendar date and time", name) from exc
+        date(int(day[0:4]), int(day[5:7]), int(day[8:10]))
+    except ValueError:
+        return False
+    return True
 
 
 # --- the entry ------------------------------------------------------------------------------------
@@ -583,16 +593,7 @@ def _decode_leaf_explained(leaf: bytes) -> Entry:
 
 def check_signatures(entry: Entry) -> None:
     """Every required signature verifies over the signing message. Raises BadSignature naming the signer."""
-    message = entry.message
-    if len(entry.signatures) < len(entry.signers):
-        raise BadSignature("the cosigner's signature is missing", field="signatures")
-    if len(entry.signatures) > len(entry.signers):
-        raise BadSignature(f"{len(entry.signatures)} signatures for {len(entry.signers)} signer(s)", field="signatures")
-    for role, key, sig in zip(("author", "cosigner"), entry.signers, entry.signatures):
-        try:
-            keys.verify_signature(key, sig, message)
-        except SignatureError as exc:
-            raise BadSignature(f"signature by the {role} key {b64encode(key)} does not verify", field="signatures") from exc
+    check_signatures_of(entry.signers, entry.signatures, entry.message)
 
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

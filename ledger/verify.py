@@ -2,9 +2,11 @@
 
 Plan of ``verify_bundle``:
   (1) read the header; the origin must match what the trusted log keys sign;
-  (2) for every entry, in parallel: canonical bytes, schema, every signature (``check_leaf``);
+  (2) for every entry, in log order: canonical bytes and schema (``decode_leaf``), in this process; every
+      signature (``check_signatures``), in worker processes, which are handed only the keys, signatures
+      and signing messages and answer only with the first failure;
   (3) in log order: replay through ``state.apply`` (the same authorisation the server appends with) and
-      fold the leaf hash into the Merkle compact range;
+      fold the leaf hash into the Merkle compact range, without waiting for the signatures;
   (4) at every checkpoint: it is signed by a trusted log key for this origin, covers exactly the entries
       read so far, and its root equals the recomputed root. Every checkpoint is therefore a prefix of
       the next one (consistency) without needing a proof. Checkpoints the auditor kept from earlier
@@ -12,17 +14,21 @@ Plan of ``verify_bundle``:
   (5) at the end: the last checkpoint covers every entry, the footer's size is right, every ledger sums
       to zero and every balance the server claims equals the recomputed one.
 
-The first failure raises VerificationError naming the entry (index, kind) or checkpoint (size).
+The first failure raises VerificationError naming the entry (index, kind) or checkpoint (size). "First" is
+in bundle order, and for one entry: its bytes and schema, then its signatures, then its replay. Signatures
+are checked behind the replay, so before any error is raised every signature up to that point is settled,
+and a bad one there is the error.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from keys import NoteVerifier
 
@@ -32,9 +38,12 @@ from .canonical import b64encode, parse_json
 from .entries import Entry, check_signatures, decode_leaf
 from .errors import LedgerError, VerificationError
 from .note import Checkpoint, open_checkpoint
+from .signatures import SignatureJob, first_bad_signature
 from .state import State, apply, check_accounts_balance
 
-CHUNK = 2048  # entries handed to the worker pool at a time
+TASK = 256  # entries whose signatures one worker task checks
+AHEAD = 4  # tasks in flight per worker before this process waits for the oldest
+PROGRESS_EVERY = 2048  # entries between calls of ``progress``
 
 
 @dataclass
@@ -54,27 +63,12 @@ class Report:
         )
 
 
-@dataclass(frozen=True)
-class Checked:
-    """The outcome of step (2) for one leaf: the entry and its leaf hash, or why it failed."""
-
-    entry: Entry | None
-    leaf_hash: bytes
-    error: str | None = None
-
-
-def check_leaf(leaf: bytes) -> Checked:
-    """Step (2) for one leaf; runs in a worker process, so it returns errors instead of raising."""
-    try:
-        entry = decode_leaf(leaf)
-        check_signatures(entry)
-    except LedgerError as exc:
-        return Checked(None, b"", str(exc))
-    return Checked(entry, merkle.hash_leaf(leaf))
-
-
-def _check_chunk(leaves: list[bytes]) -> list[Checked]:
-    return [check_leaf(leaf) for leaf in leaves]
+def check_leaf(leaf: bytes) -> Entry:
+    """Step (2) for one leaf, in this process: the entry, with its bytes, schema and signatures checked.
+    Raises EncodingError, MalformedEntry or BadSignature."""
+    entry = decode_leaf(leaf)
+    check_signatures(entry)
+    return entry
 
 
 class _Auditor:
@@ -102,21 +96,23 @@ class _Auditor:
             raise VerificationError(f"not a {FORMAT} bundle (header says {record.get('bundle')!r})")
         self.village, self.origin = str(record.get("village")), str(record.get("origin"))
 
-    def entry(self, checked: Checked) -> None:
+    def expect_entry(self) -> int:
+        """The index of the entry on the next line, which may stand there. Raises VerificationError."""
         index = self.state.size
         if not self.village:
             raise VerificationError("the bundle does not start with its header")
         if self.claimed is not None or self.ended:
             raise VerificationError(f"entry {index} appears after the bundle footer", index=index)
-        if checked.entry is None:
-            raise VerificationError(f"entry {index}: {checked.error}", index=index)
-        entry = checked.entry
-        # (3)
+        return index
+
+    def entry(self, entry: Entry, leaf_hash: bytes) -> None:
+        """Step (3) for the entry ``expect_entry`` announced, whose signatures are checked elsewhere."""
+        index = self.state.size
         try:
             apply(self.state, entry)
         except LedgerError as exc:
             raise VerificationError(f"entry {index} ({entry.kind}) refused: {exc}", index=index, kind=entry.kind) from exc
-        self.tree.append(checked.leaf_hash)
+        self.tree.append(leaf_hash)
         self.attachments.update(attachment_hashes(entry.body))
         genesis = self.state.village
         if index == 0 and genesis and (genesis.origin, genesis.slug) != (self.origin, self.village):
@@ -242,15 +238,70 @@ def _records(lines: Iterable[bytes]) -> Iterator[tuple[bytes, dict[str, Any] | N
         yield line, record
 
 
-def _chunks(records: Iterator[tuple[bytes, dict[str, Any] | None]]) -> Iterator[list[tuple[bytes, dict[str, Any] | None]]]:
-    chunk: list[tuple[bytes, dict[str, Any] | None]] = []
-    for record in records:
-        chunk.append(record)
-        if len(chunk) >= CHUNK:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+class _Signatures(Protocol):
+    """Step (2)'s signature checks, in this process or in workers, settled in bundle order."""
+
+    def add(self, index: int, entry: Entry) -> None:
+        """Check the signatures of entry ``index`` (now or later). May raise the first bad signature."""
+
+    def first_failure(self, upto: int) -> VerificationError | None:
+        """The first bad signature among entries ``0..upto``, once every one of them is checked."""
+
+
+def _bad_signature(index: int, reason: str) -> VerificationError:
+    return VerificationError(f"entry {index}: {reason}", index=index)
+
+
+class _InProcess:
+    """``workers=0``: every signature is checked as its entry is read."""
+
+    def add(self, index: int, entry: Entry) -> None:
+        try:
+            check_signatures(entry)
+        except LedgerError as exc:
+            raise _bad_signature(index, str(exc)) from exc
+
+    def first_failure(self, upto: int) -> VerificationError | None:
+        return None
+
+
+class _InWorkers:
+    """Signatures checked by a pool, ``TASK`` entries a task. Tasks are settled oldest first and each
+    answers with its first failure, so the first failure settled is the first in bundle order; it is kept,
+    and nothing after it is settled."""
+
+    def __init__(self, pool: ProcessPoolExecutor, workers: int) -> None:
+        self.pool = pool
+        self.limit = AHEAD * workers
+        self.jobs: list[SignatureJob] = []
+        self.pending: deque[Future[tuple[int, str] | None]] = deque()
+        self.failure: VerificationError | None = None
+
+    def add(self, index: int, entry: Entry) -> None:
+        self.jobs.append((index, entry.signers, entry.signatures, entry.message))
+        if len(self.jobs) >= TASK:
+            self._submit()
+            while len(self.pending) > self.limit:  # the oldest tasks hold entries already replayed
+                self._settle_oldest()
+                if self.failure is not None:
+                    raise self.failure
+
+    def first_failure(self, upto: int) -> VerificationError | None:
+        self._submit()
+        while self.pending and self.failure is None:
+            self._settle_oldest()
+        failure = self.failure
+        return failure if failure is not None and failure.index is not None and failure.index <= upto else None
+
+    def _submit(self) -> None:
+        if self.jobs:
+            self.pending.append(self.pool.submit(first_bad_signature, self.jobs))
+            self.jobs = []
+
+    def _settle_oldest(self) -> None:
+        found = self.pending.popleft().result()
+        if found is not None and self.failure is None:
+            self.failure = _bad_signature(*found)
 
 
 def verify_bundle(
@@ -269,55 +320,54 @@ def verify_bundle(
     """
     if not trusted:
         raise VerificationError("no trusted log key given")
-    auditor = _Auditor(trusted, known)
     workers = os.cpu_count() or 1 if workers is None else workers
-    chunks = _chunks(_records(lines))
     if workers == 0:
-        for chunk in chunks:
-            _feed(auditor, chunk, _check_chunk([line for line, record in chunk if record is None]), progress)
-        return auditor.finish()
+        return _verify(lines, _Auditor(trusted, known), _InProcess(), progress)
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: list[tuple[list[tuple[bytes, dict[str, Any] | None]], list[Future[list[Checked]]]]] = []
-        for chunk in chunks:
-            leaves = [line for line, record in chunk if record is None]
-            step = max(1, len(leaves) // workers + 1)
-            futures = [pool.submit(_check_chunk, leaves[i : i + step]) for i in range(0, len(leaves), step)]
-            pending.append((chunk, futures))
-            if len(pending) > 2:  # keep the workers busy while this process replays the previous chunk
-                _drain(auditor, pending.pop(0), progress)
-        for item in pending:
-            _drain(auditor, item, progress)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        return _verify(lines, _Auditor(trusted, known), _InWorkers(pool, workers), progress)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _verify(
+    lines: Iterable[bytes], auditor: _Auditor, signatures: _Signatures, progress: Callable[[int], None] | None
+) -> Report:
+    """Steps (1)-(5) over the bundle's lines; an error is raised only once the signatures before it are
+    settled, and a bad signature before it (or on the same entry, for a replay error) is raised instead."""
+    index = -1
+    try:
+        for line, record in _records(lines):
+            if record is None:
+                index = auditor.expect_entry()
+                _read_entry(auditor, signatures, index, line)
+                if progress is not None and (index + 1) % PROGRESS_EVERY == 0:
+                    progress(PROGRESS_EVERY)
+            elif "bundle" in record:
+                auditor.header(record)
+            elif "checkpoint" in record:
+                auditor.checkpoint(str(record["checkpoint"]))
+            else:
+                auditor.footer(record)
+        index = auditor.state.size - 1
+        failure = signatures.first_failure(index)
+        if failure is not None:
+            raise failure
+    except VerificationError as error:
+        earlier = signatures.first_failure(index)
+        if earlier is not None and earlier is not error:
+            raise earlier from None
+        raise
+    if progress is not None and auditor.state.size % PROGRESS_EVERY:
+        progress(auditor.state.size % PROGRESS_EVERY)
     return auditor.finish()
 
 
-def _drain(
-    auditor: _Auditor,
-    item: tuple[list[tuple[bytes, dict[str, Any] | None]], list[Future[list[Checked]]]],
-    progress: Callable[[int], None] | None,
-) -> None:
-    chunk, futures = item
-    checked = [c for future in futures for c in future.result()]
-    _feed(auditor, chunk, checked, progress)
-
-
-def _feed(
-    auditor: _Auditor,
-    chunk: list[tuple[bytes, dict[str, Any] | None]],
-    checked: list[Checked],
-    progress: Callable[[int], None] | None,
-) -> None:
-    results = iter(checked)
-    entries = 0
-    for _, record in chunk:
-        if record is None:
-            auditor.entry(next(results))
-            entries += 1
-        elif "bundle" in record:
-            auditor.header(record)
-        elif "checkpoint" in record:
-            auditor.checkpoint(str(record["checkpoint"]))
-        else:
-            auditor.footer(record)
-    if progress is not None:
-        progress(entries)
+def _read_entry(auditor: _Auditor, signatures: _Signatures, index: int, line: bytes) -> None:
+    try:
+        entry = decode_leaf(line)
+    except LedgerError as exc:
+        raise VerificationError(f"entry {index}: {exc}", index=index) from exc
+    signatures.add(index, entry)
+    auditor.entry(entry, merkle.hash_leaf(line))

@@ -16,7 +16,7 @@ import pytest
 from kit import EVIDENCE, Kit, MemoryLedger
 
 from keys import NoteVerifier, SigningKey, verifier_key
-from ledger import bundle, merkle
+from ledger import bundle, merkle, verify
 from ledger.entries import Entry, household_commitment
 from ledger.errors import VerificationError
 from ledger.note import Checkpoint, open_checkpoint, sign_checkpoint
@@ -538,3 +538,87 @@ def test_personal_data_never_reaches_the_bundle(
     assert verify_bundle(lines, trusted, workers=0).size == len(ledger.entries), (
         "the verifier needs none of it"
     )
+
+
+# The same verdict in workers -------------------------------------------------------------------------------
+
+
+def verdicts(lines: Sequence[bytes], trusted: Sequence[NoteVerifier], monkeypatch: pytest.MonkeyPatch) -> VerificationError:
+    """The error of ``lines`` in this process; asserts that workers raise the same (message and index),
+    with tasks of 3 entries and one task in flight per worker, so later tasks are pending when it is raised."""
+    with pytest.raises(VerificationError) as in_process:
+        verify_bundle(lines, trusted, workers=0)
+    monkeypatch.setattr(verify, "TASK", 3)
+    monkeypatch.setattr(verify, "AHEAD", 1)
+    with pytest.raises(VerificationError) as in_workers:
+        verify_bundle(lines, trusted, workers=2)
+    assert (str(in_workers.value), in_workers.value.index) == (str(in_process.value), in_process.value.index)
+    return in_process.value
+
+
+def break_signature(
+    lines: list[bytes], ledger: MemoryLedger, index: int, change: tuple[bytes, bytes] = (rb'"amount":\d+,', b'"amount":4,')
+) -> None:
+    """Entry ``index``, a points award, changed (by default its amount): still canonical, its signature broken."""
+    line = position_of(lines, ledger.entries[index])
+    lines[line] = re.sub(*change, lines[line], count=1)
+
+
+def awards(ledger: MemoryLedger) -> list[int]:
+    return [i for i, e in enumerate(ledger.entries) if e.kind == "points.award" and e.body["rule"] == "M-01"]
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        pytest.param(lambda lines, at: lines.__delitem__(at + 3), id="a removed entry"),
+        pytest.param(lambda lines, at: lines.__setitem__(at + 2, lines[at + 2].replace(b'{"entry":{', b'{"entry": {', 1)),
+                     id="a non-canonical entry"),
+        pytest.param(lambda lines, at: lines.insert(at + 2, lines[0]), id="a second header"),
+        pytest.param(lambda lines, at: lines.__setitem__(-1, b'{"end":{"size":1}}\n'), id="a wrong footer"),
+        pytest.param(lambda lines, at: None, id="nothing else"),
+    ],
+)
+def test_workers_name_the_first_bad_signature_before_any_later_fault(
+    honest: list[bytes],
+    trusted: list[NoteVerifier],
+    ledger: MemoryLedger,
+    monkeypatch: pytest.MonkeyPatch,
+    later: Callable[[list[bytes], int], None],
+) -> None:
+    index = awards(ledger)[1]
+    line = position_of(honest, ledger.entries[index])
+    break_signature(honest, ledger, index)
+    later(honest, line)
+    error = verdicts(honest, trusted, monkeypatch)
+    assert re.match(f"^entry {index}: signature by the author key .* does not verify$", str(error))
+
+
+def test_a_bad_signature_comes_before_the_replay_of_the_same_entry(
+    honest: list[bytes], trusted: list[NoteVerifier], ledger: MemoryLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = awards(ledger)[0]
+    break_signature(honest, ledger, index, (rb'"household":"h\d"', b'"household":"h9"'))  # its replay fails too
+    with monkeypatch.context() as unsigned, pytest.raises(VerificationError, match=rf"^entry {index} \(points.award\) refused"):
+        unsigned.setattr(verify._InProcess, "add", lambda *_: None)  # signatures unchecked: the replay fails
+        verify_bundle(honest, trusted, workers=0)
+    assert re.match(f"^entry {index}: signature by .* does not verify$", str(verdicts(honest, trusted, monkeypatch)))
+
+
+def test_a_fault_before_a_bad_signature_is_named_first(
+    honest: list[bytes], trusted: list[NoteVerifier], ledger: MemoryLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, last = awards(ledger)[0], awards(ledger)[-1]
+    break_signature(honest, ledger, last)
+    line = position_of(honest, ledger.entries[first])
+    honest[line] = honest[line].replace(b'{"entry":{', b'{"entry": {', 1)
+    error = verdicts(honest, trusted, monkeypatch)
+    assert (str(error), error.index) == (f"entry {first}: leaf bytes are not the RFC 8785 canonical form of the entry", first)
+
+
+def test_the_first_of_several_bad_signatures_is_named(
+    honest: list[bytes], trusted: list[NoteVerifier], ledger: MemoryLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for index in reversed(awards(ledger)[1:]):
+        break_signature(honest, ledger, index)
+    assert verdicts(honest, trusted, monkeypatch).index == awards(ledger)[1]
