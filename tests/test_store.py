@@ -17,6 +17,7 @@ import multiprocessing
 import queue
 import re
 import threading
+import time
 import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -659,6 +660,43 @@ def test_threads_with_their_own_stores_append_a_consistent_history(
         thread.join(timeout=120)
     assert not failures, failures[0]
     assert_consistent_history(village, start, [a for mine in answers for a in mine])
+
+
+def test_batches_posted_together_in_one_process_share_one_commit_and_fail_alone(village: StoredVillage) -> None:
+    """Group commit: batches that wait while another thread writes land in one transaction under one
+    checkpoint; a refused batch, a batch repeated in the group and a batch reusing a group member's id
+    each get their own answer, and the history stays consistent."""
+    kit, store = village.kit, village.store
+    start = village.size()
+    good = [[kit.award("h2", 1)], [kit.award("h2", 2), kit.award("h3", 10, rule="C-01", by="grid2")], [kit.award("h2", 3)]]
+    refused = [kit.award("h2", 11)]  # outside rule M-01
+    impostor = [_impostor(kit, good[0][0])]
+    posted = [good[0], refused, good[1], list(good[0]), impostor, good[2]]
+    answers: list[list[Appended] | Exception | None] = [None] * len(posted)
+
+    def post(position: int) -> None:
+        try:
+            answers[position] = store.append(village.slug, posted[position])
+        except Exception as exc:  # noqa: BLE001  (checked by the test thread below)
+            answers[position] = exc
+
+    writer = store._writer(village.slug)
+    threads = [threading.Thread(target=post, args=(position,)) for position in range(len(posted))]
+    with writer.lock:  # as if another batch were being written: all six queue behind it, in this order
+        for queued, thread in enumerate(threads, start=1):
+            thread.start()
+            while len(writer._queue) < queued:
+                time.sleep(0.005)
+    for thread in threads:
+        thread.join(timeout=60)
+    assert isinstance(answers[1], RuleViolation) and answers[1].position == 0  # type: ignore[attr-defined]
+    assert isinstance(answers[4], Replay)
+    assert answers[3] == answers[0]
+    landed = [a for position in (0, 2, 5) for a in answers[position]]  # type: ignore[union-attr]
+    assert [a.index for a in landed] == list(range(start, start + 4))
+    assert {a.tree_size for a in landed} == {start + 4}  # one checkpoint for the group
+    assert village.size() == start + 4
+    assert_consistent_history(village, start, landed)
 
 
 def append_from_another_process(
