@@ -109,7 +109,11 @@ def _sqlite_writers_queue(engine: Engine) -> Iterator[None]:
     if not database or database == ":memory:" or database.startswith("file:"):
         yield
         return
-    descriptor = os.open(f"{database}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        descriptor = os.open(f"{database}-writer", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:  # a read-only folder: SQLite's own lock still serialises, and its error tells the client
+        yield
+        return
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
