@@ -27,6 +27,13 @@ def canonical_json(value: Any) -> bytes:
         raise EncodingError(f"value cannot be canonicalised: {exc}") from exc
 
 
+# Built once (``json.dumps`` builds an encoder per call). A checked value is parsed JSON, a tree, so the
+# encoder need not look for cycles; a cyclic value raises RecursionError instead of ValueError.
+_CHECKED_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False, check_circular=False
+)
+
+
 def canonical_json_of_checked(value: Any) -> bytes:
     """``canonical_json(value)``, four times faster, for a value a strict schema has already checked:
     every object key ASCII, every number an integer of at most 2^53-1, no floats.
@@ -38,9 +45,8 @@ def canonical_json_of_checked(value: Any) -> bytes:
     kind of entry and on arbitrary text. Raises EncodingError for a lone surrogate, as canonical_json does.
     """
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
-        return text.encode("utf-8")
-    except (UnicodeEncodeError, ValueError, TypeError) as exc:
+        return _CHECKED_ENCODER.encode(value).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, TypeError, RecursionError) as exc:
         raise EncodingError(f"value cannot be canonicalised: {exc}") from exc
 
 

@@ -23,7 +23,7 @@ from kit import Kit
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate, validates
 from test_entries import valid_entry
 
-from ledger.compiled import Check, NotCompilable, StrictBoolean, compile_schema
+from ledger.compiled import Check, NotCompilable, StrictBoolean, compile_schema, compiled_source
 from ledger.entries import BODY_SCHEMAS, ENVELOPE, KINDS, SIGNED_ENTRY, _decode_leaf_explained, decode_leaf
 
 KIT = Kit()
@@ -386,3 +386,21 @@ def test_strict_boolean_and_check_are_understood() -> None:
     assert accept({"flag": 1, "n": 2}) is None and accept({"flag": True, "n": 3}) is None
     with pytest.raises(ValidationError, match="must be even"):
         schema.load({"flag": True, "n": 3})
+
+
+def test_the_generated_source_writes_no_value_of_the_schema_but_field_names() -> None:
+    """Patterns, choices and limits are bound by name, so no schema text can change the source's meaning."""
+    source = compiled_source(ENVELOPE)
+    assert "def accept(data):" in source
+    for text in ("[0-9a-f]{32}", "village.genesis", "must be", "1_000_000", "1000000"):
+        assert text not in source
+    assert "'author'" in source and "'cosigner'" in source
+
+
+def test_a_key_of_another_type_is_an_unknown_field() -> None:
+    schema = _schema(flag=StrictBoolean(required=True))
+    accept = compile_schema(schema)
+    assert accept({"flag": True}) == {"flag": True}
+    assert accept({"flag": True, 3: 4}) is None
+    with pytest.raises(ValidationError):
+        schema.load({"flag": True, 3: 4})
