@@ -248,13 +248,22 @@ class CompactRange:
         with the rightmost hash of the range once per trailing one bit of the old size. These are exactly
         the nodes a store must persist, and each is persisted once. Requires a HASH_SIZE-byte leaf hash.
         """
+        index = self.size
+        return [(NodeID(level, index >> level), value) for level, value in enumerate(self._merge(leaf_hash))]
+
+    def add(self, leaf_hash: bytes) -> None:
+        """``append`` for a caller that keeps only the range (the verifier): no list of nodes is built."""
+        self._merge(leaf_hash)
+
+    def _merge(self, leaf_hash: bytes) -> list[bytes]:
+        """Append ``leaf_hash``; the hashes of the nodes it completes, level 0 first."""
         _require_hash("leaf hash", leaf_hash)
-        node, value = NodeID(0, self.size), leaf_hash
-        completed = [(node, value)]
-        while node.index & 1:
+        value, carry = leaf_hash, self.size
+        completed = [value]
+        while carry & 1:
             value = hash_children(self.hashes.pop(), value)
-            node = node.parent()
-            completed.append((node, value))
+            completed.append(value)
+            carry >>= 1
         self.hashes.append(value)
         self.size += 1
         return completed

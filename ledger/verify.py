@@ -112,7 +112,7 @@ class _Auditor:
             apply(self.state, entry)
         except LedgerError as exc:
             raise VerificationError(f"entry {index} ({entry.kind}) refused: {exc}", index=index, kind=entry.kind) from exc
-        self.tree.append(leaf_hash)
+        self.tree.add(leaf_hash)
         self.attachments.update(attachment_hashes(entry.body))
         genesis = self.state.village
         if index == 0 and genesis and (genesis.origin, genesis.slug) != (self.origin, self.village):

@@ -7,7 +7,7 @@ import copy
 import json
 import re
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, fields, replace
 from typing import Any
 
 import pytest
@@ -131,6 +131,15 @@ def test_a_valid_entry_of_every_kind_parses(kit: Kit, kind: str) -> None:
     assert parse_canonical(entry.leaf) == entry.to_wire(), "the leaf is the canonical form of the wire form"
     assert entry.leaf == canonical_json(entry.to_wire()), "the fast path writes exactly what rfc8785 writes"
     check_signatures(entry)
+
+
+def test_a_parsed_entry_is_the_entry_its_constructor_builds(cosigned: Entry) -> None:
+    """``parse_entry`` builds entries without ``Entry.__init__``: every field set, nothing else."""
+    entry = decode_leaf(cosigned.leaf)
+    assert vars(entry).keys() == {f.name for f in fields(Entry)}
+    assert entry == Entry(**vars(entry)) == cosigned
+    with pytest.raises(FrozenInstanceError):
+        entry.kind = "points.award"  # type: ignore[misc]
 
 
 def test_a_cosigned_entry_names_both_signers(cosigned: Entry, kit: Kit) -> None:

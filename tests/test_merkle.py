@@ -422,6 +422,15 @@ def test_compact_range_root_is_the_mth_of_every_prefix() -> None:
         assert compact.root() == root_at(size), f"size {size}"
 
 
+def test_add_keeps_the_same_range_as_append_without_listing_nodes() -> None:
+    appended, added = CompactRange(), CompactRange()
+    for size in range(1, MAX_SIZE + 1):
+        appended.append(LEAVES[size - 1])
+        added.add(LEAVES[size - 1])
+        assert (added.size, added.hashes) == (appended.size, appended.hashes), f"size {size}"
+        assert added.root() == root_at(size)
+
+
 def test_a_compact_range_resumes_from_its_stored_hashes() -> None:
     stored = CompactRange()
     for leaf_hash in LEAVES[:13]:
@@ -444,6 +453,8 @@ def test_a_compact_range_refuses_hashes_that_do_not_fit_its_size() -> None:
 def test_a_compact_range_refuses_a_leaf_hash_that_is_not_a_hash() -> None:
     with pytest.raises(ProofError, match=r"^leaf hash has 4 bytes, expected 32$"):
         CompactRange().append(b"leaf")
+    with pytest.raises(ProofError, match=r"^leaf hash has 4 bytes, expected 32$"):
+        CompactRange().add(b"leaf")
 
 
 # --- Proof plans -------------------------------------------------------------------------------------------
