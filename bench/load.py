@@ -222,10 +222,17 @@ async def page(
     rng: random.Random,
 ) -> None:
     """Household pages of random households; the log does not grow meanwhile, so every page must carry
-    the checkpoint that was latest when the load began (``spec["checkpoint"]``)."""
+    the checkpoint that was latest when the load began (``spec["checkpoint"]``). With ``spec["think"]``
+    > 0 the client is a villager who reads each page for a random time of that mean (exponential) before
+    opening the next; with 0 it asks again at once (the server saturated)."""
     expected = spec["checkpoint"]
     checkpoint = _open(expected, trusted)
+    think = float(spec.get("think", 0))
     while time.perf_counter() < deadline:
+        if think:
+            await asyncio.sleep(min(rng.expovariate(1 / think), max(0.0, deadline - time.perf_counter())))
+            if time.perf_counter() >= deadline:
+                break
         household, token = rng.choice(plates)
         html = await _timed(connection, results, "page", "GET", f"/h/{token}", content_type="text/html")
         results.sized("page", len(html))
