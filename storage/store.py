@@ -9,7 +9,9 @@ Append plan (``Store.append``):
   (5) fold the leaf hashes into the Merkle tree, insert entries and newly completed tree nodes;
   (6) update the derived tables for exactly what changed, sign and insert a checkpoint of the new size;
   (7) commit; only then is the new state cached for the next append in this process.
-Any error rolls the whole batch back: nothing partial is ever written.
+Any error rolls the whole batch back: nothing partial is ever written. Batches that a process's threads post
+at the same time go through (2)-(7) together (group commit: one transaction, one fsync, one checkpoint),
+each replayed in (4) on its own copy of the state, so a refused batch fails alone.
 """
 
 from __future__ import annotations
