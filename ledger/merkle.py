@@ -164,11 +164,17 @@ class NodeID(_Node):
 
     def parent(self) -> NodeID:
         """The node one level up whose subtree contains this one."""
-        return NodeID(self.level + 1, self.index >> 1)
+        return _derived_node(self.level + 1, self.index >> 1)
 
     def sibling(self) -> NodeID:
         """The other child of this node's parent."""
-        return NodeID(self.level, self.index ^ 1)
+        return _derived_node(self.level, self.index ^ 1)
+
+
+def _derived_node(level: int, index: int) -> NodeID:
+    """``NodeID(level, index)`` for a node computed from valid ones, whose invariant holds by construction
+    (shifts, xor with 1 and additions of non-negative numbers): the check is skipped on this hot path."""
+    return tuple.__new__(NodeID, (level, index))
 
 
 def _trailing_zeros(value: int) -> int:
@@ -205,12 +211,12 @@ def range_nodes(begin: int, end: int) -> list[NodeID]:
     position = begin
     while left:
         level = _trailing_zeros(left)
-        ids.append(NodeID(level, position >> level))
+        ids.append(_derived_node(level, position >> level))
         position += 1 << level
         left ^= 1 << level
     while right:
         level = right.bit_length() - 1
-        ids.append(NodeID(level, position >> level))
+        ids.append(_derived_node(level, position >> level))
         position += 1 << level
         right ^= 1 << level
     return ids
@@ -325,7 +331,7 @@ def _plan_from(node: NodeID, size: int) -> ProofPlan:
     """
     # (1)
     inner = (node.index ^ (size >> node.level)).bit_length() - 1
-    fork = NodeID(node.level + inner, node.index >> inner)
+    fork = _derived_node(node.level + inner, node.index >> inner)
     fork_begin, fork_end = fork.coverage()
     # (2)
     ids = [node]
