@@ -160,6 +160,11 @@ class RuleSchema(Schema):
     retired_at = fields.Integer(allow_none=True)
 
 
+class RuleQuery(Schema):
+    include_retired = fields.Boolean(load_default=False, metadata={
+        "description": "Also list retired rules (with their retired_at log index), e.g. to read old entries"})
+
+
 class RuleList(Schema):
     rules = fields.List(fields.Nested(RuleSchema), required=True)
 

@@ -282,6 +282,15 @@ def test_rules_affairs_and_ranking_are_public(client: FlaskClient, village: Stor
     assert "month: String does not match expected pattern." in problem(client.get(f"{BASE}/ranking?month=2026-13"), 422)["detail"]
 
 
+def test_retired_rules_are_listed_only_when_asked_for(client: FlaskClient, village: StoredVillage) -> None:
+    post(client, village.kit.sign("rule.retire", {"rule": "M-05", "reason": "并入新版积分细则"}))
+    assert "M-05" not in [r["code"] for r in client.get(f"{BASE}/rules").json["rules"]]
+    listed = {r["code"]: r for r in client.get(f"{BASE}/rules?include_retired=true").json["rules"]}
+    assert listed["M-05"]["retired_at"] == village.store.size("testvillage") - 1
+    assert listed["M-01"]["retired_at"] is None
+    assert "include_retired: Not a valid boolean." in problem(client.get(f"{BASE}/rules?include_retired=maybe"), 422)["detail"]
+
+
 def test_the_export_is_streamed_and_verifies(client: FlaskClient, village: StoredVillage) -> None:
     post(client, village.kit.award("h2", 5))
     response = client.get(f"{BASE}/export")

@@ -9,16 +9,18 @@ from flask import Response, stream_with_context
 from storage import reads
 
 from ..extensions import Blueprint, store
-from ..schemas import AffairList, AffairQuery, Ranking, RankingQuery, RuleList
+from ..schemas import AffairList, AffairQuery, Ranking, RankingQuery, RuleList, RuleQuery
 
 blp = Blueprint("public", __name__, url_prefix="/api/v1/villages", description="Rules, affairs, ranking, export")
 
 
 @blp.route("/<village>/rules")
+@blp.arguments(RuleQuery, location="query")
 @blp.response(200, RuleList)
-def list_rules(village: str) -> dict[str, Any]:
-    """The points rules catalogue in force (latest version of each rule, retired rules left out)."""
-    return {"rules": reads.rules(store(), village)}
+def list_rules(query: dict[str, Any], village: str) -> dict[str, Any]:
+    """The points rules catalogue: the latest version of each rule in force, and with ``include_retired``
+    the retired ones too."""
+    return {"rules": reads.rules(store(), village, include_retired=query["include_retired"])}
 
 
 @blp.route("/<village>/affairs")
