@@ -632,11 +632,13 @@ class Store:
             return TlogProof(index=index, hashes=tuple(hashes), checkpoint=note).text()
 
     def state(self, slug: str) -> State:
-        """A read-only snapshot of the village state (derived tables) for reads."""
+        """A snapshot of the village state, for reads: the state this process keeps from its own appends,
+        brought forward by replaying what other processes appended since, else loaded from the derived
+        tables. Its ``index`` is not usable after the call."""
         with read_session(self.engine) as session:
             village = self.village_row(session, slug)
             assert village.id is not None
-            return load_state(session, village.id)
+            return self._state(session, village.id)
 
     # --- auditing ----------------------------------------------------------------------------------
 
