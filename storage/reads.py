@@ -180,7 +180,7 @@ def household_page(store: Store, slug: str, household_id: str, query: EntryFilte
         view = _one(_households(session, village, state, ids=[household_id], limit=1), slug, household_id)
         return HouseholdPage(
             village=village, state=state, household=view, rows=rows, note=note, size=size,
-            proofs=store.proofs_within(session, village, [row.idx for row in rows], size) if rows else [],
+            proofs=store.proofs_within(session, village, [row.idx for row in rows], size, committed=True) if rows else [],
             log_key=store.fact_at(village.id, size, "log_key", lambda: _signing_key(session, village, note)),
             rules=store.fact_at(village.id, size, "rules", lambda: {
                 rule.code: rule for rule in _rules(session, village, include_retired=True)}),
