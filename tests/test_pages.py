@@ -19,7 +19,7 @@ import keys
 from ledger import merkle
 from ledger.canonical import b64decode
 from ledger.note import open_checkpoint
-from storage import plates
+from storage import plates, reads
 
 WEB_STATIC = Path(__file__).resolve().parents[1] / "web" / "static"
 
@@ -95,6 +95,18 @@ def test_every_record_carries_its_leaf_and_a_proof_into_the_signed_checkpoint(
         if "data-amount" in entry:
             body = json.loads(leaf)["entry"]["body"]
             assert abs(int(entry["data-amount"])) == body["amount"] and body["household"] == "h2"
+
+
+def test_the_chart_shows_the_balance_at_the_end_of_each_month_of_the_entries_own_dates(
+    client: FlaskClient, village: StoredVillage, door: str
+) -> None:
+    kit = village.kit
+    village.append(kit.award("h2", 3))
+    body = {"household": "h2", "rule": "M-01", "amount": 7, "reason": "二月 垃圾分类到位"}
+    village.append(kit.sign("points.award", body, time="2026-02-10T08:00:00Z"))
+    balance = reads.household(village.store, village.slug, "h2").balances["morality"]
+    desc = re.search(r"<desc>(.*?)</desc>", client.get(door + "?lang=en").get_data(as_text=True)).group(1)
+    assert f"Morality bank: 2026-01 {balance - 7}, 2026-02 {balance}" in desc
 
 
 def test_long_histories_are_paged(client: FlaskClient, village: StoredVillage, door: str) -> None:

@@ -14,7 +14,8 @@ COLOURS = {"morality": "#0b6e2e", "credit": "#114b8a"}
 
 
 def monthly_balances(movements: Sequence[tuple[str, str, int]], ledger: str) -> list[tuple[str, int]]:
-    """[(YYYY-MM, balance at the end of that month)] for months with a movement on ``ledger``."""
+    """[(YYYY-MM, balance at the end of that month)] for months with a movement on ``ledger``. Each movement
+    is (time, ledger, signed amount) in date order; ``time`` may be a whole date-time or just YYYY-MM."""
     points: dict[str, int] = {}
     balance = 0
     for time, movement_ledger, amount in movements:
