@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
-from flask_babel import get_locale, lazy_gettext as _l
+from flask_babel import get_locale
+from flask_babel import lazy_gettext as _l
 
 from api.extensions import store
 from ledger.canonical import b64encode
