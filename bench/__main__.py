@@ -5,7 +5,7 @@ Plan:
   (2) the data set for (seed, largest size), from the cache or generated into it;
   (3) for SQLite, then PostgreSQL: build the village in 1,000-entry batches with growth points at every
       size; the raw verify + INSERT peers; appends after another process appended; proofs beside
-      pymerkle (built once, on the first backend's leaves); the export (first backend); HTTP;
+      pymerkle (built once, on the first backend's leaves); door plates and the export (first backend); HTTP;
   (4) ``verify_bundle`` on the export, with every core and with none;
   (5) write ``<out>/<quick|full>.json`` and ``.md`` and print the Markdown table.
 """
@@ -40,6 +40,7 @@ from .core import (
 from .dataset import BATCH, SLUG, Village, extra_entries, load_village
 from .http import http_figures
 from .peers import ProofPeers, proof_figures, proof_peers
+from .plates import plate_figures
 from .report import Figure, Report, environment
 from .verifying import export, verify_figures
 
@@ -134,6 +135,8 @@ def run_backend(
     indexes, firsts = proof_sample(village.seed, run.peers.size, settings.proof_samples)
     proof_figures(report, backend, run.peers, *store_proofs(built, run.peers.size, indexes, firsts))
     if run.bundle is None:
+        progress(f"{backend}: door plates")
+        attempt(report, "Plates", plate_figures, report, built, work)
         progress(f"{backend}: exporting the bundle")
         run.bundle, run.trusted_keys = work / "export.vlbundle", built.store.verifier_keys(SLUG)
         export(built.store, run.bundle)
