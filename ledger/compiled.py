@@ -26,6 +26,7 @@ literals (their ``repr``).
 from __future__ import annotations
 
 import linecache
+from abc import abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,8 +54,9 @@ class Check(validate.Validator):
 
     error: str
 
+    @abstractmethod
     def accepts(self, value: Any) -> bool:
-        raise NotImplementedError
+        """Whether ``value`` passes this check."""
 
     def __call__(self, value: Any) -> Any:
         if not self.accepts(value):
