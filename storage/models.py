@@ -42,7 +42,8 @@ class EntryRow(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("village_id", "entry_id", name="uq_entries_entry_id"),
         UniqueConstraint("village_id", "kind", "ref", name="uq_entries_kind_ref"),
-        Index("ix_entries_household", "village_id", "household", "idx"),
+        # Covers a household's chart (net points per month) and kind filter: no entry row is read for them.
+        Index("ix_entries_household", "village_id", "household", "idx", "kind", "time", "ledger", "credit", "amount"),
         Index("ix_entries_kind", "village_id", "kind", "idx"),
         Index("ix_entries_time", "village_id", "time"),
     )

@@ -25,10 +25,14 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from kit import EVIDENCE, LOG_KEY_PASSPHRASE, Kit, StoredVillage
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+from sqlmodel import SQLModel
 from tamper import behind_the_triggers, delete_entry, flip_one_byte, sql, swap_entries
 
 import keys
@@ -47,6 +51,7 @@ from ledger.errors import (
 from ledger.note import Checkpoint, open_checkpoint, verify_tlog_proof
 from ledger.verify import Report, verify_bundle
 from storage import Appended, StorageError, Store, make_engine
+from storage.migrate import alembic_config, upgrade
 from storage.models import DERIVED_TABLES
 
 LOG_TABLES = ("entries", "tree_nodes", "checkpoints")
@@ -748,3 +753,25 @@ def test_processes_appending_at_once_make_a_consistent_history(village: StoredVi
     assert not failed, failed[0]
     assert [process.exitcode for process in processes] == [0] * WRITERS
     assert_consistent_history(village, start, [a for _, answers in reports for a in answers])
+
+
+# --- schema ------------------------------------------------------------------------------------------
+
+
+def test_the_migrated_schema_is_exactly_the_models_schema(engine: Engine) -> None:
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    assert differences == []
+
+
+def test_the_latest_migration_goes_down_and_up_again_keeping_the_village(village: StoredVillage, engine: Engine) -> None:
+    before = snapshot(village)
+    config = alembic_config(engine)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "-1")
+    upgrade(engine)
+    assert snapshot(village) == before
+    village.store.check(village.slug)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
