@@ -104,14 +104,19 @@ def reissue(store: Store, slug: str, household: str) -> str:
 def resolve(store: Store, token: str) -> tuple[str, str]:
     """(village slug, household id) of an active token. Raises UnknownPlate for a token never issued
     (or malformed), PlateReplaced for a token whose plate was reissued."""
+    with read_session(store.engine) as session:
+        return resolve_in(session, token)
+
+
+def resolve_in(session: Session, token: str) -> tuple[str, str]:
+    """``resolve`` in a session the caller holds (the household page reads the plate and the page in one)."""
     if not _TOKEN_SHAPE.fullmatch(token):
         raise UnknownPlate("no door plate has this code")
-    with read_session(store.engine) as session:
-        found = session.execute(
-            select(m.Village.slug, m.DoorToken.household_id, m.DoorToken.revoked)
-            .join(m.Village, m.Village.id == m.DoorToken.village_id)  # type: ignore[arg-type]
-            .where(m.DoorToken.token == token)
-        ).one_or_none()
+    found = session.execute(
+        select(m.Village.slug, m.DoorToken.household_id, m.DoorToken.revoked)
+        .join(m.Village, m.Village.id == m.DoorToken.village_id)  # type: ignore[arg-type]
+        .where(m.DoorToken.token == token)
+    ).one_or_none()
     if found is None:
         raise UnknownPlate("no door plate has this code")
     slug, household, revoked = found

@@ -20,6 +20,7 @@ from ledger.note import open_checkpoint
 from ledger.state import household_account
 
 from . import models as m
+from . import plates
 from .db import read_session
 from .store import NotFound, StorageError, Store
 
@@ -173,9 +174,11 @@ class HouseholdPage:
     movements: list[tuple[str, str, int]]  # (YYYY-MM, ledger, net points that month), by month
 
 
-def household_page(store: Store, slug: str, household_id: str, query: EntryFilter) -> HouseholdPage:
-    """The household's page: its entries matching ``query`` and the facts to show and prove them."""
+def household_page(store: Store, plate: str, query: EntryFilter) -> HouseholdPage:
+    """The page behind the door plate ``plate`` (a token): its household's entries matching ``query`` and
+    the facts to show and prove them. Raises UnknownPlate or PlateReplaced as ``plates.resolve`` does."""
     with read_session(store.engine) as session:
+        slug, household_id = plates.resolve_in(session, plate)
         village = store.village_row(session, slug)
         assert village.id is not None
         rows = _entries(session, village, dataclasses.replace(query, household=household_id))

@@ -95,18 +95,13 @@ def _entry_view(row: Any, proof: list[bytes], rules: dict[str, Any], roles: dict
 def household_by_plate(token: str) -> Any:
     """The page behind a door plate. Plates carry unguessable tokens, so households cannot be walked."""
     try:
-        slug, household = plates.resolve(store(), token)
+        page = reads.household_page(store(), token, EntryFilter(
+            kinds=tuple(KIND_NAMES), newest_first=True, before=request.args.get("before", type=int), limit=PAGE))
     except plates.PlateReplaced:
         return render_template("error.html", status=410, message=_l(
             "This door plate has been replaced. Please scan the new plate on the door.")), 410
     except plates.UnknownPlate:
         return render_template("error.html", status=404, message=_l("This door plate is not known.")), 404
-    return household_page(slug, household, token)
-
-
-def household_page(slug: str, household: str, token: str) -> str:
-    page = reads.household_page(store(), slug, household, EntryFilter(
-        kinds=tuple(KIND_NAMES), newest_first=True, before=request.args.get("before", type=int), limit=PAGE))
     words = Words.current()
     entries = [_entry_view(row, proof, page.rules, page.roles, words) for row, proof in zip(page.rows, page.proofs)]
     chart = points_chart(page.movements, title=str(_l("Points over time")),
