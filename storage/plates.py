@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlmodel import Session
 
 from ledger.entries import utc_now
@@ -101,6 +101,13 @@ def reissue(store: Store, slug: str, household: str) -> str:
         return _issue(session, village.id, [household])[household]
 
 
+_PLATE = (
+    select(m.Village.slug, m.DoorToken.household_id, m.DoorToken.revoked)
+    .join(m.Village, m.Village.id == m.DoorToken.village_id)  # type: ignore[arg-type]
+    .where(m.DoorToken.token == bindparam("token"))
+)
+
+
 def resolve(store: Store, token: str) -> tuple[str, str]:
     """(village slug, household id) of an active token. Raises UnknownPlate for a token never issued
     (or malformed), PlateReplaced for a token whose plate was reissued."""
@@ -112,11 +119,7 @@ def resolve_in(session: Session, token: str) -> tuple[str, str]:
     """``resolve`` in a session the caller holds (the household page reads the plate and the page in one)."""
     if not _TOKEN_SHAPE.fullmatch(token):
         raise UnknownPlate("no door plate has this code")
-    found = session.execute(
-        select(m.Village.slug, m.DoorToken.household_id, m.DoorToken.revoked)
-        .join(m.Village, m.Village.id == m.DoorToken.village_id)  # type: ignore[arg-type]
-        .where(m.DoorToken.token == token)
-    ).one_or_none()
+    found = session.execute(_PLATE, {"token": token}).one_or_none()
     if found is None:
         raise UnknownPlate("no door plate has this code")
     slug, household, revoked = found

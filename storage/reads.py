@@ -7,11 +7,25 @@ cursor (the last log index or key seen), never by OFFSET, so a page is stable wh
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, literal_column, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 from sqlmodel import Session
 
 import keys
@@ -44,41 +58,52 @@ def entries(store: Store, slug: str, query: EntryFilter) -> list[m.EntryRow]:
         return _entries(session, store.village_row(session, slug), query)
 
 
+# Each filter is one bound condition; statements are built once per set of filters used (building a
+# SQLAlchemy expression costs more than running a page's query on an indexed village).
+_ENTRY_CONDITIONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+    "household": lambda value: m.EntryRow.household == value,
+    "kind": lambda value: m.EntryRow.kind == value,
+    "ledger": lambda value: m.EntryRow.ledger == value,
+    "since": lambda value: m.EntryRow.time >= value,
+    "until": lambda value: m.EntryRow.time < value,
+    "kinds": lambda value: m.EntryRow.kind.in_(value),  # type: ignore[attr-defined]
+    "after": lambda value: m.EntryRow.idx > value,
+    "before": lambda value: m.EntryRow.idx < value,
+}
+
+
+@functools.cache
+def _entries_statement(filters: tuple[str, ...], newest_first: bool) -> Select[tuple[m.EntryRow]]:
+    conditions = [m.EntryRow.village_id == bindparam("village_id")]
+    conditions += [_ENTRY_CONDITIONS[name](bindparam(name, expanding=name == "kinds")) for name in filters]
+    order = m.EntryRow.idx.desc() if newest_first else m.EntryRow.idx  # type: ignore[attr-defined]
+    return select(m.EntryRow).where(*conditions).order_by(order).limit(bindparam("limit"))
+
+
 def _entries(session: Session, village: m.Village, query: EntryFilter) -> list[m.EntryRow]:
-    conditions = [m.EntryRow.village_id == village.id]
-    for column, value in ((m.EntryRow.household, query.household), (m.EntryRow.kind, query.kind), (m.EntryRow.ledger, query.ledger)):
-        if value is not None:
-            conditions.append(column == value)
-    if query.since is not None:
-        conditions.append(m.EntryRow.time >= query.since)
-    if query.until is not None:
-        conditions.append(m.EntryRow.time < query.until)
-    if query.kinds is not None:
-        conditions.append(m.EntryRow.kind.in_(query.kinds))  # type: ignore[attr-defined]
-    if query.after is not None:
-        conditions.append(m.EntryRow.idx > query.after)
-    if query.before is not None:
-        conditions.append(m.EntryRow.idx < query.before)
-    order = m.EntryRow.idx.desc() if query.newest_first else m.EntryRow.idx  # type: ignore[attr-defined]
-    rows = session.execute(select(m.EntryRow).where(*conditions).order_by(order).limit(query.limit))
-    return list(rows.scalars())
+    values = {name: getattr(query, name) for name in _ENTRY_CONDITIONS if getattr(query, name) is not None}
+    statement = _entries_statement(tuple(values), query.newest_first)
+    return list(session.execute(statement, {"village_id": village.id, "limit": query.limit, **values}).scalars())
+
+
+_MONTH = func.substr(m.EntryRow.time, literal_column("1"), literal_column("7"))  # inline: GROUP BY repeats it
+_MONTHLY_MOVEMENTS = (
+    select(_MONTH, m.EntryRow.ledger, func.sum(case((m.EntryRow.credit == bindparam("account"), m.EntryRow.amount),
+                                                    else_=-m.EntryRow.amount)))  # type: ignore[operator]
+    .where(m.EntryRow.village_id == bindparam("village_id"), m.EntryRow.household == bindparam("household"),
+           m.EntryRow.ledger.is_not(None))  # type: ignore[union-attr]
+    .group_by(_MONTH, m.EntryRow.ledger)
+    .order_by(_MONTH)
+)
 
 
 def _monthly_movements(session: Session, village: m.Village, household: str) -> list[tuple[str, str, int]]:
     """(YYYY-MM, ledger, net points for the household) of every month in which its points moved, by
-    month (the entries' own dates): enough for its chart, summed by the database (a household of a big
-    village has hundreds of movements)."""
-    account = household_account(household)
-    month = func.substr(m.EntryRow.time, literal_column("1"), literal_column("7"))  # inline: GROUP BY repeats it
-    signed = case((m.EntryRow.credit == account, m.EntryRow.amount), else_=-m.EntryRow.amount)  # type: ignore[operator]
-    rows = session.execute(
-        select(month, m.EntryRow.ledger, func.sum(signed))
-        .where(m.EntryRow.village_id == village.id, m.EntryRow.household == household,
-               m.EntryRow.ledger.is_not(None))  # type: ignore[union-attr]
-        .group_by(month, m.EntryRow.ledger)
-        .order_by(month)
-    ).all()
-    return [(str(month_), str(ledger), int(points)) for month_, ledger, points in rows]
+    month (the entries' own dates): enough for its chart, summed by the database from the household index
+    alone (a household of a big village has hundreds of movements)."""
+    rows = session.execute(_MONTHLY_MOVEMENTS, {
+        "village_id": village.id, "household": household, "account": household_account(household)}).all()
+    return [(str(month), str(ledger), int(points)) for month, ledger, points in rows]
 
 
 def _member_roles(session: Session, village: m.Village) -> dict[bytes, frozenset[str]]:
@@ -118,26 +143,33 @@ def households(store: Store, slug: str, *, grid: str | None = None, after: str |
                            limit=limit, ids=ids)
 
 
+_HOUSEHOLD_CONDITIONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+    "grid": lambda value: m.HouseholdRow.grid == value,
+    "after": lambda value: m.HouseholdRow.household_id > value,
+    "ids": lambda value: m.HouseholdRow.household_id.in_(value),  # type: ignore[attr-defined]
+}
+_BALANCES = select(m.BalanceRow.account, m.BalanceRow.ledger, m.BalanceRow.amount).where(
+    m.BalanceRow.village_id == bindparam("village_id"),
+    m.BalanceRow.account.in_(bindparam("accounts", expanding=True)),  # type: ignore[attr-defined]
+)
+
+
+@functools.cache
+def _households_statement(filters: tuple[str, ...]) -> Select[tuple[m.HouseholdRow]]:
+    conditions = [m.HouseholdRow.village_id == bindparam("village_id")]
+    conditions += [_HOUSEHOLD_CONDITIONS[name](bindparam(name, expanding=name == "ids")) for name in filters]
+    return select(m.HouseholdRow).where(*conditions).order_by(m.HouseholdRow.household_id).limit(bindparam("limit"))
+
+
 def _households(session: Session, village: m.Village, state: m.VillageState | None, *, grid: str | None = None,
                 after: str | None = None, limit: int = 100, ids: list[str] | None = None) -> list[HouseholdView]:
     threshold = state.green_card_threshold if state and state.green_card_threshold is not None else 0
-    conditions = [m.HouseholdRow.village_id == village.id]
-    if grid is not None:
-        conditions.append(m.HouseholdRow.grid == grid)
-    if after is not None:
-        conditions.append(m.HouseholdRow.household_id > after)
-    if ids is not None:
-        conditions.append(m.HouseholdRow.household_id.in_(ids))  # type: ignore[attr-defined]
-    rows = list(session.execute(
-        select(m.HouseholdRow).where(*conditions).order_by(m.HouseholdRow.household_id).limit(limit)
-    ).scalars())
+    values = {name: value for name, value in (("grid", grid), ("after", after), ("ids", ids)) if value is not None}
+    rows = list(session.execute(_households_statement(tuple(values)),
+                                {"village_id": village.id, "limit": limit, **values}).scalars())
     accounts = [household_account(r.household_id) for r in rows]
     balances: dict[str, dict[str, int]] = {a: {"morality": 0, "credit": 0} for a in accounts}
-    for account, ledger, amount in session.execute(
-        select(m.BalanceRow.account, m.BalanceRow.ledger, m.BalanceRow.amount).where(
-            m.BalanceRow.village_id == village.id, m.BalanceRow.account.in_(accounts)  # type: ignore[attr-defined]
-        )
-    ):
+    for account, ledger, amount in session.execute(_BALANCES, {"village_id": village.id, "accounts": accounts}):
         balances[account][ledger] = amount
     return [
         HouseholdView(r, balances[household_account(r.household_id)],
