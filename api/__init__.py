@@ -17,7 +17,7 @@ from flask_swagger_ui import get_swaggerui_blueprint
 import web
 from storage.db import database_url, instance_path, instance_secret
 
-from . import extensions, guards, problems
+from . import admission, extensions, guards, problems
 from .views import auth as auth_views  # not `auth`: that name is api.auth, the login logic
 from .views import check, complaints, console, entries, households, log, plates, public, registry
 
@@ -36,6 +36,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         OPENAPI_JSON_PATH="openapi.json",
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
         JSON_SORT_KEYS=False,
+        READ_CONCURRENCY=2,  # reads running at once in a process: see api.admission
         API_SPEC_OPTIONS={
             "info": {"description": "A signed, append-only, verifiable ledger of village points and public affairs."},
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
@@ -62,4 +63,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     web.init_app(app)
     guards.init_app(app)
     problems.init_app(app)
+    admission.init_app(app)
     return app
