@@ -8,16 +8,19 @@ instead of failing half way. PostgreSQL appends lock the village's row (``SELECT
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, ExceptionContext
+from sqlalchemy.engine import Connection, Dialect, ExceptionContext
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session
 
 ENV_PREFIX = "VILLAGELEDGER_"
@@ -49,7 +52,33 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         event.listen(engine, "begin", _sqlite_begin)
         event.listen(engine, "handle_error", _sqlite_replace_read_only_connection)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "checkout", functools.partial(_ping_if_idle, engine.dialect))
+    event.listen(engine, "checkin", _note_checkin)
+    return engine
+
+
+# A pooled PostgreSQL connection idle for this long is pinged before use (a server restart, or a firewall
+# dropping idle connections, leaves the pool holding dead ones). One back in use sooner is not: a ping is a
+# round trip per request (half the time of a proof read), and a connection that died while in steady use is
+# found by its next statement, which then fails alone (a 503 with Retry-After) and has the pool replace
+# every connection older than it.
+PING_AFTER_IDLE_SECONDS = 5.0
+_CHECKED_IN = "villageledger_checked_in"
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_CHECKED_IN] = time.monotonic()
+
+
+def _ping_if_idle(dialect: Dialect, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    idle_since = record.info.get(_CHECKED_IN)
+    if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+        return  # new, or back in use within moments
+    try:
+        dialect.do_ping(dbapi_connection)
+    except Exception as exc:  # any failure of the ping: the pool opens a new connection instead
+        raise DisconnectionError(f"pooled connection idle {time.monotonic() - idle_since:.0f} s is dead") from exc
 
 
 # Reads of a big village (a page's entries and proof nodes) land all over the file; mapped, they are served

@@ -36,6 +36,7 @@ from sqlmodel import SQLModel
 from tamper import behind_the_triggers, delete_entry, flip_one_byte, sql, swap_entries
 
 import keys
+import storage.db
 from ledger import merkle
 from ledger.entries import Entry, household_commitment
 from ledger.errors import (
@@ -56,10 +57,10 @@ from storage.models import DERIVED_TABLES
 
 LOG_TABLES = ("entries", "tree_nodes", "checkpoints")
 SETUP_SIZE = 18  # genesis and the 17 entries of Kit.setup_entries()
+ON_POSTGRESQL = pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-
 
 def opened(village: StoredVillage, note: str) -> Checkpoint:
     return open_checkpoint(note, village.trusted(), origin=village.kit.origin)
@@ -423,7 +424,7 @@ def test_the_database_refuses_to_rewrite_the_log(
     village.store.check(village.slug)
 
 
-@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+@ON_POSTGRESQL
 @pytest.mark.parametrize("table", LOG_TABLES)
 def test_postgresql_refuses_to_truncate_the_log(village: StoredVillage, engine: Engine, table: str) -> None:
     refused = pytest.raises(DBAPIError, match=f"{table} is append-only: TRUNCATE refused")
@@ -775,3 +776,38 @@ def test_the_latest_migration_goes_down_and_up_again_keeping_the_village(village
     village.store.check(village.slug)
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), SQLModel.metadata) == []
+
+
+# --- PostgreSQL connections --------------------------------------------------------------------------
+
+def backend_pid(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+
+def end_session(postgres_admin: Engine, pid: int) -> None:
+    with postgres_admin.connect() as connection:
+        connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+
+
+@ON_POSTGRESQL
+def test_a_pooled_connection_the_server_ended_while_idle_is_replaced_before_use(
+    engine: Engine, postgres_admin: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage.db, "PING_AFTER_IDLE_SECONDS", 0.05)
+    ended = backend_pid(engine)
+    end_session(postgres_admin, ended)
+    time.sleep(0.1)
+    assert backend_pid(engine) != ended  # no error: the ping found it dead and the pool opened another
+
+
+@ON_POSTGRESQL
+def test_a_connection_ended_while_in_steady_use_fails_one_statement_and_the_pool_replaces_it(
+    engine: Engine, postgres_admin: Engine
+) -> None:
+    ended = backend_pid(engine)  # back in the pool a moment ago: not pinged on its next use
+    end_session(postgres_admin, ended)
+    with pytest.raises(DBAPIError) as failed, engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
+    assert failed.value.connection_invalidated
+    assert backend_pid(engine) != ended
