@@ -6,7 +6,8 @@ interleaved in one process finish later than the same reads taken two at a time,
 database call hands the GIL to another thread, and every request's data is evicted from the CPU's caches
 by fifteen others. Household pages of a 10^6-entry village, 100 villagers reading each ~1 s, 2 workers of
 16 threads on 2 cores: 85 pages/s, median 91 ms, p99 558 ms with every read at once; 90 pages/s, median
-70 ms, p99 245 ms with two at a time per process (`bench/`). Writes are not held back: an append mostly
+70 ms, p99 245 ms with two at a time per process (the bench's gunicorn settings and load client, 20 s
+each; the full `python -m bench` run: README). Writes are not held back: an append mostly
 waits for its group's commit, and the more of them wait together, the more share one commit.
 """
 

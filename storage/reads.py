@@ -60,7 +60,17 @@ def entries(store: Store, slug: str, query: EntryFilter) -> list[m.EntryRow]:
 
 # Each filter is one bound condition; statements are built once per set of filters used (building a
 # SQLAlchemy expression costs more than running a page's query on an indexed village).
-_ENTRY_CONDITIONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+Condition = Callable[[BindParameter[Any]], ColumnElement[bool]]
+_LIST_FILTERS = frozenset({"kinds", "ids"})  # bound as expanding IN lists
+
+
+def _bound_where(village_column: Any, conditions: dict[str, Condition], filters: tuple[str, ...]) -> list[Any]:
+    """The village's condition, then ``conditions[name]`` bound to the parameter ``name`` for each filter."""
+    return [village_column == bindparam("village_id"),
+            *(conditions[name](bindparam(name, expanding=name in _LIST_FILTERS)) for name in filters)]
+
+
+_ENTRY_CONDITIONS: dict[str, Condition] = {
     "household": lambda value: m.EntryRow.household == value,
     "kind": lambda value: m.EntryRow.kind == value,
     "ledger": lambda value: m.EntryRow.ledger == value,
@@ -74,10 +84,9 @@ _ENTRY_CONDITIONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]
 
 @functools.cache
 def _entries_statement(filters: tuple[str, ...], newest_first: bool) -> Select[tuple[m.EntryRow]]:
-    conditions = [m.EntryRow.village_id == bindparam("village_id")]
-    conditions += [_ENTRY_CONDITIONS[name](bindparam(name, expanding=name == "kinds")) for name in filters]
     order = m.EntryRow.idx.desc() if newest_first else m.EntryRow.idx  # type: ignore[attr-defined]
-    return select(m.EntryRow).where(*conditions).order_by(order).limit(bindparam("limit"))
+    return (select(m.EntryRow).where(*_bound_where(m.EntryRow.village_id, _ENTRY_CONDITIONS, filters))
+            .order_by(order).limit(bindparam("limit")))
 
 
 def _entries(session: Session, village: m.Village, query: EntryFilter) -> list[m.EntryRow]:
@@ -143,7 +152,7 @@ def households(store: Store, slug: str, *, grid: str | None = None, after: str |
                            limit=limit, ids=ids)
 
 
-_HOUSEHOLD_CONDITIONS: dict[str, Callable[[BindParameter[Any]], ColumnElement[bool]]] = {
+_HOUSEHOLD_CONDITIONS: dict[str, Condition] = {
     "grid": lambda value: m.HouseholdRow.grid == value,
     "after": lambda value: m.HouseholdRow.household_id > value,
     "ids": lambda value: m.HouseholdRow.household_id.in_(value),  # type: ignore[attr-defined]
@@ -156,9 +165,8 @@ _BALANCES = select(m.BalanceRow.account, m.BalanceRow.ledger, m.BalanceRow.amoun
 
 @functools.cache
 def _households_statement(filters: tuple[str, ...]) -> Select[tuple[m.HouseholdRow]]:
-    conditions = [m.HouseholdRow.village_id == bindparam("village_id")]
-    conditions += [_HOUSEHOLD_CONDITIONS[name](bindparam(name, expanding=name == "ids")) for name in filters]
-    return select(m.HouseholdRow).where(*conditions).order_by(m.HouseholdRow.household_id).limit(bindparam("limit"))
+    return (select(m.HouseholdRow).where(*_bound_where(m.HouseholdRow.village_id, _HOUSEHOLD_CONDITIONS, filters))
+            .order_by(m.HouseholdRow.household_id).limit(bindparam("limit")))
 
 
 def _households(session: Session, village: m.Village, state: m.VillageState | None, *, grid: str | None = None,
