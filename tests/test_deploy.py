@@ -25,4 +25,3 @@ def test_a_worker_takes_what_lives_after_loading_the_app_out_of_full_collections
     settings["post_worker_init"](None)
 
     assert gc.get_freeze_count() > 10 * len(gc.get_objects())
-
