@@ -62,6 +62,7 @@ ON_POSTGRESQL = pytest.mark.parametrize("backend", [pytest.param("postgresql", m
 
 # --- helpers -----------------------------------------------------------------------------------------
 
+
 def opened(village: StoredVillage, note: str) -> Checkpoint:
     return open_checkpoint(note, village.trusted(), origin=village.kit.origin)
 
@@ -779,6 +780,7 @@ def test_the_latest_migration_goes_down_and_up_again_keeping_the_village(village
 
 
 # --- PostgreSQL connections --------------------------------------------------------------------------
+
 
 def backend_pid(engine: Engine) -> int:
     with engine.connect() as connection:
