@@ -642,11 +642,16 @@ class SyscallFault:
     file: str  # suffix of the database's path: "-wal", or "" for the database file itself
     when: str
 
-    def strace(self, strace: str, database: Path, output: Path) -> list[str]:
-        """The command prefix that runs a server under this fault. Only the traced calls stop the
+    def server(self, serve: Callable[..., Server], strace: str, database: Path, output: Path) -> Server:
+        """A server (not started) under this fault, strace's log in ``output``: one worker of one thread,
+        so that the calls strace counts per thread are all of the server's. (A second thread would meet
+        the fault again from its own first call: under load, gunicorn's thread pool starts one for a
+        request that arrives before the first thread is back waiting.) Only the traced calls stop the
         server (--seccomp-bpf), so it runs at nearly full speed."""
-        return [strace, "--follow-forks", "--seccomp-bpf", f"--output={output}", f"--trace={self.syscalls}",
-                f"--trace-path={database}{self.file}", f"--inject={self.syscalls}:error={self.errno}:when={self.when}"]
+        command = [strace, "--follow-forks", "--seccomp-bpf", f"--output={output}", f"--trace={self.syscalls}",
+                   f"--trace-path={database}{self.file}",
+                   f"--inject={self.syscalls}:error={self.errno}:when={self.when}"]
+        return serve(workers=1, wrapper=command, options=("--threads", "1"))
 
 
 SYSCALL_FAULTS = {
@@ -680,9 +685,9 @@ def test_an_append_hit_by_a_failing_system_call_is_a_503_and_a_restart_without_t
     database = Path(make_url(database_url).database or "")
     trace = tmp_path / "strace.log"
     told = Told()
-    # (1) One worker, no preload: the server's database calls all happen in one thread, whose calls
-    # strace counts from the start; appends until one meets the fault.
-    faulty = serve(workers=1, wrapper=fault.strace(strace, database, trace)).start()
+    # (1) One worker of one thread, no preload: the server's database calls all happen in that thread,
+    # whose calls strace counts from the start; appends until one meets the fault.
+    faulty = fault.server(serve, strace, database, trace).start()
     client = ledger_client(faulty.url, log_keys)
     unacknowledged = None
     for _ in range(APPENDS_UNTIL_FAULT):
@@ -729,7 +734,7 @@ def test_one_failed_open_of_the_database_does_not_leave_the_server_read_only(
     start = village.size()
     database = Path(make_url(database_url).database or "")
     once = SyscallFault("openat", "EROFS", "", "1")
-    server = serve(workers=1, wrapper=once.strace(strace, database, tmp_path / "strace.log")).start()
+    server = once.server(serve, strace, database, tmp_path / "strace.log").start()
     client = ledger_client(server.url, log_keys)
     told = Told()
     batch = [village.kit.award("h2", 3)]
