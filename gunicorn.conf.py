@@ -18,7 +18,7 @@ keepalive = 30
 backlog = 512
 
 
-def post_worker_init(worker):
+def post_worker_init(worker: object) -> None:
     """Once the worker has loaded the app, take every object alive then (modules, the app, SQLAlchemy's
     metadata, templates: hundreds of thousands) out of the cyclic collector's walks (``gc.freeze``). Under
     load, objects of requests in flight survive into the oldest generation, which triggers full
