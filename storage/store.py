@@ -57,11 +57,10 @@ from ledger.verify import Report, verify_bundle
 
 from . import models as m
 from .db import is_sqlite, read_session, write_session
+from .nodes import NODE_CACHE_BYTES, NodeCache
 
 T = TypeVar("T")
 
-NODE_CACHE_LEVEL = 8  # tree nodes of 256 leaves and more are kept per process once read...
-NODE_CACHE_SIZE = 200_000  # ... up to this many (about 30 MB; all of them for a log of 25 million entries)
 TAIL_REPLAY = 2500  # entries another process appended that are replayed rather than reloading the state
 # (replaying one costs about 0.1 ms; loading the state of a 2,000-household village about 230 ms)
 
@@ -215,7 +214,7 @@ def _same_batch_in_group(request: _Request, in_group: Mapping[str, _Request]) ->
 class Store:
     """All of a server's villages in one database."""
 
-    def __init__(self, engine: Engine, *, log_key_passphrase: bytes) -> None:
+    def __init__(self, engine: Engine, *, log_key_passphrase: bytes, node_cache_bytes: int = NODE_CACHE_BYTES) -> None:
         if not log_key_passphrase:
             raise ValueError("a passphrase for the log keys is required")
         self.engine = engine
@@ -225,7 +224,7 @@ class Store:
         self._villages: dict[str, m.Village] = {}
         self._facts: dict[tuple[int, str], tuple[int, Any]] = {}
         self._writers: dict[str, _Writer] = {}
-        self._nodes: dict[tuple[int, int, int], bytes] = {}  # (village, level, idx) -> hash, see _node_hashes
+        self._nodes = NodeCache(node_cache_bytes)
         self._seen_sizes: dict[int, int] = {}  # the largest signed size of each village this process has read
         self._lock = threading.Lock()
 
@@ -532,18 +531,21 @@ class Store:
     def _node_hashes(self, session: Session, village_id: int, ids: Sequence[merkle.NodeID], *,
                      committed: bool = False) -> list[bytes]:
         """The stored hashes of ``ids``. ``committed``: the session only reads committed rows (a read
-        session), so the upper nodes it reads may be kept: a perfect subtree's hash never changes once
-        stored, and every proof of a big log repeats the same few thousand upper nodes."""
+        session), so what it reads may go into the process's node cache (``storage.nodes``)."""
         if not ids:
             return []
         wanted = [(node.level, node.index) for node in ids]
-        found = {key: self._nodes[(village_id, *key)] for key in wanted if (village_id, *key) in self._nodes}
+        found = self._nodes.held(village_id, wanted)
         asked = [key for key in wanted if key not in found]
+        if asked and committed:
+            connection = session.connection()
+            self._nodes.top_up(village_id, asked, lambda level, begin, end: _select_level(
+                connection, village_id, level, begin, end))
+            found.update(self._nodes.held(village_id, asked))
+            asked = [key for key in asked if key not in found]
         if asked:
             for level, idx, digest in _select_nodes(session.connection(), village_id, asked):
                 found[(level, idx)] = digest
-                if committed and level >= NODE_CACHE_LEVEL and len(self._nodes) < NODE_CACHE_SIZE:
-                    self._nodes[(village_id, level, idx)] = digest
         missing = [key for key in wanted if key not in found]
         if missing:
             raise StorageError(f"tree node level {missing[0][0]} index {missing[0][1]} is missing")
@@ -876,6 +878,20 @@ def _select_nodes(connection: Connection, village_id: int, wanted: Sequence[tupl
             parameters.extend([village_id, level, *indexes])
         rows = connection.exec_driver_sql(" UNION ALL ".join(selects), tuple(parameters)).all()
     return [(level, idx, bytes(digest)) for level, idx, digest in rows]
+
+
+_LEVEL_RANGE = text("SELECT hash FROM tree_nodes WHERE village_id = :village AND level = :level "
+                    "AND idx >= :begin AND idx < :end ORDER BY idx")
+
+
+def _select_level(connection: Connection, village_id: int, level: int, begin: int, end: int) -> bytes:
+    """The hashes of nodes ``begin .. end - 1`` of ``level``, concatenated. Raises StorageError if one is
+    not stored."""
+    rows = connection.execute(_LEVEL_RANGE, {"village": village_id, "level": level, "begin": begin, "end": end})
+    hashes = [bytes(digest) for (digest,) in rows]
+    if len(hashes) != end - begin or any(len(digest) != merkle.HASH_SIZE for digest in hashes):
+        raise StorageError(f"tree nodes of level {level} from {begin} to {end} are missing or malformed")
+    return b"".join(hashes)
 
 
 @contextmanager

@@ -165,10 +165,11 @@ def engine(open_engine: Callable[[], Engine]) -> Engine:
 
 @pytest.fixture
 def make_store(engine: Engine) -> Callable[..., Store]:
-    """``make_store(engine=None)``: a new Store (its own caches), on ``engine`` or the test's engine."""
+    """``make_store(engine=None, **options)``: a new Store (its own caches), on ``engine`` or the test's
+    engine, with ``Store``'s keyword ``options``."""
 
-    def make(on: Engine | None = None) -> Store:
-        return Store(on or engine, log_key_passphrase=LOG_KEY_PASSPHRASE)
+    def make(on: Engine | None = None, **options: Any) -> Store:
+        return Store(on or engine, log_key_passphrase=LOG_KEY_PASSPHRASE, **options)
 
     return make
 

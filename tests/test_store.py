@@ -257,7 +257,9 @@ def test_a_tlog_proof_receipt_verifies_offline_against_the_latest_checkpoint(vil
             village.kit.origin, keys.SigningKey.generate().public_bytes))])
 
 
-def test_proofs_read_only_the_logarithmically_many_nodes_of_their_plan(village: StoredVillage, engine: Engine) -> None:
+def test_without_a_node_cache_proofs_read_only_the_logarithmically_many_nodes_of_their_plan(
+    village: StoredVillage, engine: Engine, make_store: Callable[..., Store]
+) -> None:
     """A proof costs the same few statements whatever the index, reads no entry, and asks the tree for
     exactly the perfect nodes ``merkle``'s plan names: at most 2*ceil(log2 n) rows by primary key."""
     kit = village.kit
@@ -265,6 +267,8 @@ def test_proofs_read_only_the_logarithmically_many_nodes_of_their_plan(village: 
     size = village.size()
     assert size > 64
     bound = 2 * math.ceil(math.log2(size))
+    uncached = make_store(node_cache_bytes=0)
+    uncached.inclusion_proof(village.slug, 0, size)  # the village row and latest size, which a process keeps
 
     def read_by(request: Callable[[str, int, int], object], first: int, plan: merkle.ProofPlan) -> int:
         """How many SELECTs ``request(slug, first, size)`` makes, checking what it reads on the way."""
@@ -281,14 +285,63 @@ def test_proofs_read_only_the_logarithmically_many_nodes_of_their_plan(village: 
         return len(selects)
 
     inclusion_costs = {
-        read_by(village.store.inclusion_proof, index, merkle.inclusion_plan(index, size)) for index in range(size)
+        read_by(uncached.inclusion_proof, index, merkle.inclusion_plan(index, size)) for index in range(size)
     }
     consistency_costs = {
-        read_by(village.store.consistency_proof, first, merkle.consistency_plan(first, size))
+        read_by(uncached.consistency_proof, first, merkle.consistency_plan(first, size))
         for first in range(1, size, 7)
     }
     assert len(inclusion_costs) == 1 and max(inclusion_costs) <= 4, inclusion_costs
     assert max(consistency_costs) <= 4, consistency_costs
+
+
+def _level_ranges(statements: list[tuple[str, Any]]) -> list[tuple[int, int, int]]:
+    """(level, begin, end) of each range of tree nodes read into the node cache; fails on any other
+    read of tree nodes."""
+    ranges = []
+    for statement, params in statements:
+        if "FROM tree_nodes" in statement:
+            assert "idx >= " in statement, f"a tree node was read one by one: {statement}"
+            values = params if isinstance(params, dict) else dict(zip(("village", "level", "begin", "end"), params))
+            ranges.append((values["level"], values["begin"], values["end"]))
+    return ranges
+
+
+def test_a_process_reads_each_tree_node_once_into_its_cache_and_proves_as_without_it(
+    village: StoredVillage, engine: Engine, make_store: Callable[..., Store]
+) -> None:
+    """Proofs from the node cache equal proofs read node by node; each node is read once per process
+    (a level at a time, left to right), also while the log grows; a proved tree is proved again without
+    reading a node."""
+    kit, slug = village.kit, village.slug
+    uncached, cached = make_store(node_cache_bytes=0), make_store()
+    ranges: list[tuple[int, int, int]] = []
+    for batch in (kit.activity(9), [kit.award("h2", 1 + n % 12) for n in range(40)]):
+        village.append(*batch)
+        size = village.size()
+        inclusion = [uncached.inclusion_proof(slug, index, size) for index in range(size)]
+        consistency = [uncached.consistency_proof(slug, first, size) for first in range(1, size)]
+        with recorded_statements(engine) as statements:
+            assert [cached.inclusion_proof(slug, index, size) for index in range(size)] == inclusion
+            assert [cached.consistency_proof(slug, first, size) for first in range(1, size)] == consistency
+        ranges += _level_ranges(statements)
+        with recorded_statements(engine) as statements:
+            cached.inclusion_proofs(slug, range(size), size)
+        assert not [sql for sql, _ in statements if "FROM tree_nodes" in sql]
+    for level in {level for level, _, _ in ranges}:
+        spans = sorted((begin, end) for at, begin, end in ranges if at == level)
+        assert all(begin < end for begin, end in spans)
+        assert [begin for begin, _ in spans] == [0] + [end for _, end in spans[:-1]], f"level {level}: {spans}"
+
+
+def test_a_node_cache_too_small_for_the_log_proves_the_rest_from_the_database(
+    village: StoredVillage, make_store: Callable[..., Store]
+) -> None:
+    village.append(*village.kit.activity(9))
+    size = village.size()
+    small, uncached = make_store(node_cache_bytes=7 * merkle.HASH_SIZE), make_store(node_cache_bytes=0)
+    assert small.inclusion_proofs(village.slug, range(size), size) == uncached.inclusion_proofs(
+        village.slug, range(size), size)
 
 
 # --- atomic batches ----------------------------------------------------------------------------------

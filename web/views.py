@@ -3,6 +3,7 @@ names from the personal-data table, ID numbers, phones or addresses (PIPL)."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -48,23 +49,33 @@ class EntryView:
     posted_by: str
     evidence: list[str]
     leaf: str
-    proof: list[str]
+    proof: str  # the inclusion proof's hashes in base64, separated by spaces
     entry_id: str
     deduction: bool
 
 
 @dataclass(frozen=True)
 class Words:
-    """The catalogue's names of kinds and roles in the request's language, translated once per page."""
+    """The catalogue's names of kinds, roles and ledgers in one language, translated once per process (the
+    catalogues do not change while it runs)."""
 
     kinds: dict[str, str]
     roles: dict[str, str]
+    ledgers: dict[str, str]
+    chart_title: str
     chinese: bool
 
     @classmethod
     def current(cls) -> Words:
-        return cls({k: str(v) for k, v in KIND_NAMES.items()}, {k: str(v) for k, v in ROLE_NAMES.items()},
-                   str(get_locale()).startswith("zh"))
+        """The words in the request's language."""
+        return _words(str(get_locale()))
+
+
+@functools.cache
+def _words(language: str) -> Words:
+    """Requires ``language`` to be the request's (translations come from the request's catalogue)."""
+    return Words({k: str(v) for k, v in KIND_NAMES.items()}, {k: str(v) for k, v in ROLE_NAMES.items()},
+                 {k: str(v) for k, v in LEDGER_NAMES.items()}, str(_l("Points over time")), language.startswith("zh"))
 
 
 def _title(body: dict[str, Any], rules: dict[str, Any], words: Words) -> str:
@@ -86,7 +97,7 @@ def _entry_view(row: Any, proof: list[bytes], rules: dict[str, Any], roles: dict
         index=row.idx, date=row.time[:10], kind=words.kinds.get(row.kind, row.kind), title=_title(body, rules, words),
         reason=str(body.get("reason", "")), ledger=row.ledger, amount=signed_amount,
         posted_by=" / ".join(words.roles[r] for r in signer_roles if r in words.roles),
-        evidence=list(body.get("evidence", [])), leaf=b64encode(row.leaf), proof=[b64encode(h) for h in proof],
+        evidence=list(body.get("evidence", [])), leaf=b64encode(row.leaf), proof=" ".join(map(b64encode, proof)),
         entry_id=row.entry_id, deduction=row.kind == "points.deduct",
     )
 
@@ -104,11 +115,10 @@ def household_by_plate(token: str) -> Any:
         return render_template("error.html", status=404, message=_l("This door plate is not known.")), 404
     words = Words.current()
     entries = [_entry_view(row, proof, page.rules, page.roles, words) for row, proof in zip(page.rows, page.proofs)]
-    chart = points_chart(page.movements, title=str(_l("Points over time")),
-                         labels={k: str(v) for k, v in LEDGER_NAMES.items()})
+    chart = points_chart(page.movements, title=words.chart_title, labels=words.ledgers)
     return render_template(
         "household.html", village=page.village, state=page.state, household=page.household, entries=entries,
-        chart=chart, ledger_names=LEDGER_NAMES, token=token, older=page.rows[-1].idx if len(page.rows) == PAGE else None,
+        chart=chart, ledger_names=words.ledgers, token=token, older=page.rows[-1].idx if len(page.rows) == PAGE else None,
         proof_context=json.dumps({"checkpoint": page.note, "key": page.log_key, "origin": page.village.origin}),
     )
 
