@@ -67,8 +67,13 @@ limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", strategy
 
 
 def init_store(app: Flask) -> None:
+    """The app's Store. Raises ValueError naming the setting if NODE_CACHE_MB is not a whole number >= 0."""
+    megabytes = app.config["NODE_CACHE_MB"]
+    if type(megabytes) is not int or megabytes < 0:
+        raise ValueError(f"NODE_CACHE_MB must be a whole number of at least 0, not {megabytes!r}")
     engine = make_engine(app.config["DATABASE_URL"])
-    app.extensions["villageledger.store"] = Store(engine, log_key_passphrase=app.config["LOG_KEY_PASSPHRASE"].encode())
+    app.extensions["villageledger.store"] = Store(engine, log_key_passphrase=app.config["LOG_KEY_PASSPHRASE"].encode(),
+                                                  node_cache_bytes=megabytes << 20)
 
 
 def now() -> datetime:

@@ -32,7 +32,7 @@ class NodeCache:
     """
 
     def __init__(self, budget: int = NODE_CACHE_BYTES, step: int = TOP_UP_NODES) -> None:
-        self._budget = budget
+        self.budget = budget
         self._step = step
         self._used = 0
         self._levels: dict[tuple[int, int], bytearray] = {}
@@ -49,17 +49,17 @@ class NodeCache:
                 found[level, index] = bytes(prefix[start : start + HASH_SIZE])
         return found
 
-    def top_up(self, village: int, nodes: Sequence[Node], read: ReadLevel) -> None:
+    def top_up(self, village: int, nodes: Sequence[Node], read: ReadLevel) -> int:
         """Extend the cache towards holding ``nodes``: committed nodes (``read`` reads committed rows only).
         Reads at most ``step`` nodes, the highest levels first (they serve every proof); stops at the
-        budget. Returns at once if another thread is topping up."""
+        budget. Returns how many nodes it read: none if another thread is topping up."""
         if not self._topping_up.acquire(blocking=False):
-            return
+            return 0
         try:
             ends: dict[int, int] = {}
             for level, index in nodes:
                 ends[level] = max(ends.get(level, 0), index + 1)
-            allowance = min(self._step, (self._budget - self._used) // HASH_SIZE)
+            allowance = step = min(self._step, (self.budget - self._used) // HASH_SIZE)
             for level in sorted(ends, reverse=True):
                 prefix = self._levels.setdefault((village, level), bytearray())
                 have = len(prefix) // HASH_SIZE
@@ -68,5 +68,6 @@ class NodeCache:
                     prefix += read(level, have, have + take)
                     self._used += take * HASH_SIZE
                     allowance -= take
+            return step - allowance
         finally:
             self._topping_up.release()

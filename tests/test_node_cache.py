@@ -38,21 +38,21 @@ def test_holds_the_prefix_of_each_level_it_read_and_nothing_else() -> None:
 def test_reads_the_highest_levels_first_at_most_step_nodes_a_time_each_node_once() -> None:
     cache, tree = NodeCache(step=10), Tree()
     wanted = [(0, 11), (1, 5), (2, 2)]
-    cache.top_up(VILLAGE, wanted, tree.read)
+    assert cache.top_up(VILLAGE, wanted, tree.read) == 10
     assert tree.reads == [(2, 0, 3), (1, 0, 6), (0, 0, 1)]
-    cache.top_up(VILLAGE, wanted, tree.read)
+    assert cache.top_up(VILLAGE, wanted, tree.read) == 10
     assert tree.reads[3:] == [(0, 1, 11)]
-    cache.top_up(VILLAGE, wanted, tree.read)
+    assert cache.top_up(VILLAGE, wanted, tree.read) == 1
     assert tree.reads[4:] == [(0, 11, 12)]
-    cache.top_up(VILLAGE, wanted, tree.read)
+    assert cache.top_up(VILLAGE, wanted, tree.read) == 0
     assert len(tree.reads) == 5
     assert len(cache.held(VILLAGE, [(0, index) for index in range(20)])) == 12
 
 
 def test_stops_at_its_budget_and_keeps_what_it_has() -> None:
     cache, tree = NodeCache(budget=5 * 32), Tree()
-    cache.top_up(VILLAGE, [(1, 2), (0, 9)], tree.read)
-    cache.top_up(VILLAGE + 1, [(0, 0)], tree.read)
+    assert cache.top_up(VILLAGE, [(1, 2), (0, 9)], tree.read) == 5
+    assert cache.top_up(VILLAGE + 1, [(0, 0)], tree.read) == 0
     assert tree.reads == [(1, 0, 3), (0, 0, 2)]
     assert cache.held(VILLAGE, [(1, 2), (0, 1), (0, 2)]) == {(1, 2): node_hash(1, 2), (0, 1): node_hash(0, 1)}
 
@@ -83,7 +83,7 @@ def test_a_thread_finding_another_topping_up_goes_on_without_waiting() -> None:
     topping_up = threading.Thread(target=cache.top_up, args=(VILLAGE, [(0, 3)], slow))
     topping_up.start()
     assert inside.wait(10)
-    cache.top_up(VILLAGE, [(0, 1)], tree.read)  # returns at once: the other thread holds the top-up
+    assert cache.top_up(VILLAGE, [(0, 1)], tree.read) == 0  # at once: the other thread holds the top-up
     assert tree.reads == [] and cache.held(VILLAGE, [(0, 0)]) == {}
     done.set()
     topping_up.join(10)

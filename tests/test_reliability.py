@@ -644,11 +644,12 @@ class SyscallFault:
 
     def server(self, serve: Callable[..., Server], strace: str, database: Path, output: Path) -> Server:
         """A server (not started) under this fault, strace's log in ``output``: one worker of one thread,
-        so that the calls strace counts per thread are all of the server's. (A second thread would meet
-        the fault again from its own first call: under load, gunicorn's thread pool starts one for a
-        request that arrives before the first thread is back waiting.) Only the traced calls stop the
+        without a node cache, so that the calls strace counts per thread are all of the server's. (A second
+        thread would meet the fault again from its own first call: under load, gunicorn's thread pool
+        starts one for a request that arrives before the first thread is back waiting, and a worker with a
+        node cache reads the tree in its main thread before serving.) Only the traced calls stop the
         server (--seccomp-bpf), so it runs at nearly full speed."""
-        command = [strace, "--follow-forks", "--seccomp-bpf", f"--output={output}", f"--trace={self.syscalls}",
+        command = ["env", "VILLAGELEDGER_NODE_CACHE_MB=0", strace, "--follow-forks", "--seccomp-bpf", f"--output={output}", f"--trace={self.syscalls}",
                    f"--trace-path={database}{self.file}",
                    f"--inject={self.syscalls}:error={self.errno}:when={self.when}"]
         return serve(workers=1, wrapper=command, options=("--threads", "1"))

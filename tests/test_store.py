@@ -20,8 +20,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -29,10 +28,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from kit import EVIDENCE, LOG_KEY_PASSPHRASE, Kit, StoredVillage
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
+from statements import recorded_statements, tree_node_reads
 from tamper import behind_the_triggers, delete_entry, flip_one_byte, sql, swap_entries
 
 import keys
@@ -108,21 +108,6 @@ def assert_consistent_history(village: StoredVillage, start: int, appended: Sequ
         proof = village.store.consistency_proof(village.slug, older.size, newer.size)
         merkle.verify_consistency(older.size, newer.size, proof, older.root_hash, newer.root_hash)
     assert village.store.check(village.slug).size == start + len(appended)
-
-
-@contextmanager
-def recorded_statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
-    """Every SQL statement (and its parameters) the engine sends while the block runs."""
-    statements: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        statements.append((statement, parameters))
-
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 # --- fixtures ----------------------------------------------------------------------------------------
@@ -327,11 +312,24 @@ def test_a_process_reads_each_tree_node_once_into_its_cache_and_proves_as_withou
         ranges += _level_ranges(statements)
         with recorded_statements(engine) as statements:
             cached.inclusion_proofs(slug, range(size), size)
-        assert not [sql for sql, _ in statements if "FROM tree_nodes" in sql]
+        assert not tree_node_reads(statements)
     for level in {level for level, _, _ in ranges}:
         spans = sorted((begin, end) for at, begin, end in ranges if at == level)
         assert all(begin < end for begin, end in spans)
         assert [begin for begin, _ in spans] == [0] + [end for _, end in spans[:-1]], f"level {level}: {spans}"
+
+
+def test_a_warmed_node_cache_holds_every_node_so_proofs_read_none(
+    village: StoredVillage, engine: Engine, make_store: Callable[..., Store]
+) -> None:
+    village.append(*village.kit.activity(9))
+    size = village.size()
+    warmed, uncached = make_store(), make_store(node_cache_bytes=0)
+    warmed.warm_node_cache()
+    with recorded_statements(engine) as statements:
+        proofs = warmed.inclusion_proofs(village.slug, range(size), size)
+    assert not tree_node_reads(statements)
+    assert proofs == uncached.inclusion_proofs(village.slug, range(size), size)
 
 
 def test_a_node_cache_too_small_for_the_log_proves_the_rest_from_the_database(
