@@ -1,11 +1,11 @@
 """A process's copy of its villages' Merkle tree nodes, so that proofs of a big log cost no database reads.
 
 A page of twenty entries of a log of a million needs the hashes of about four hundred tree nodes. Read
-from the database one by one, they were the largest part of the household page's time. Yet they never
+from the database, they were the largest single part of the household page's time. Yet they never
 change: the hash of a perfect subtree is fixed once committed, and each level of the tree is stored left
 to right. So the cache keeps, per village and level, the hashes of that level's nodes ``0 .. k-1`` in one
-byte string (32 bytes a node: a log of a million entries in 64 MB, a tenth of what a dict of the same
-nodes takes), a prefix that only grows.
+byte string (32 bytes a node: a log of a million entries in 64 MB; a dict of the same nodes takes about
+210 bytes a node), a prefix that only grows.
 """
 
 from __future__ import annotations
