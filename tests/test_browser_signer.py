@@ -23,7 +23,6 @@ writing a key that is not Ed25519, and finding a wrong passphrase that decrypts 
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import re
 import textwrap
@@ -34,11 +33,10 @@ from typing import Any, AnyStr
 from urllib.parse import urlsplit
 
 import pytest
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
 from flask.testing import FlaskClient
+from keyfiles import AES_256_CBC, der_of, wrong_passphrase_that_unpads
 from kit import Kit, StoredVillage
 
 from keys import KeyFileError, SigningKey
@@ -384,10 +382,6 @@ def pem(label: str, der: bytes) -> str:
     return f"-----BEGIN {label}-----\n{lines}\n-----END {label}-----\n"
 
 
-def der_of(pem_text: str) -> bytes:
-    return base64.b64decode("".join(pem_text.strip().splitlines()[1:-1]))
-
-
 def once(text: AnyStr, old: AnyStr, new: AnyStr) -> AnyStr:
     """``text`` with ``old``, which it holds exactly once, replaced by ``new``."""
     assert text.count(old) == 1, f"{old!r} is not in the key file exactly once"
@@ -397,36 +391,12 @@ def once(text: AnyStr, old: AnyStr, new: AnyStr) -> AnyStr:
 KEY_FILE = SigningKey.generate().to_encrypted_pem(PASSPHRASE).decode()
 KEY_DER = der_of(KEY_FILE)
 HMAC_WITH_SHA256 = bytes.fromhex("06082a864886f70d0209")  # the DER of OID 1.2.840.113549.2.9
-AES_256_CBC = bytes.fromhex("060960864801650304012a")  # 2.16.840.1.101.3.4.1.42
 PBES2 = bytes.fromhex("06092a864886f70d01050d")  # 1.2.840.113549.1.5.13
 RFC_8410_PRIVATE_KEY = """-----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC
 -----END PRIVATE KEY-----
 """  # RFC 8410 §10.3: an Ed25519 key in unencrypted PKCS#8
 SUPPORTED = "villageledger key files use PBES2 with PBKDF2-HMAC-SHA256 and AES-256-CBC"
-
-
-def after(der: bytes, marker: bytes, length: int) -> bytes:
-    start = der.index(marker) + len(marker)
-    return der[start : start + length]
-
-
-def wrong_passphrase_that_unpads(key_file: str) -> str:
-    """A wrong passphrase under which ``key_file`` still decrypts to valid PKCS#7 padding, as about 1 in 256
-    do: only the plaintext, which is no PKCS#8 key, can tell the browser that the passphrase is wrong."""
-    der = der_of(key_file)
-    salt = after(der, b"\x04\x10", 16)  # the first 16-byte OCTET STRING is the PBKDF2 salt
-    iterations = int.from_bytes(after(der, salt + b"\x02\x02", 2))
-    iv = after(der, AES_256_CBC + b"\x04\x10", 16)
-    ciphertext = der[-64:]  # an Ed25519 PKCS#8 key, 48 bytes, padded to 64
-
-    def unpads(passphrase: str) -> bool:
-        key = PBKDF2HMAC(hashes.SHA256(), 32, salt, iterations).derive(passphrase.encode())
-        decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-        last = (decryptor.update(ciphertext) + decryptor.finalize())[-16:]
-        return 1 <= last[-1] <= 16 and last.endswith(bytes([last[-1]]) * last[-1])
-
-    return next(passphrase for passphrase in map("wrong {}".format, itertools.count()) if unpads(passphrase))
 
 
 def p256_key_file() -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
+from keyfiles import wrong_passphrase_that_unpads
 
 import keys
 from keys import KeyFileError, NoteVerifier, SigningKey
@@ -130,6 +131,13 @@ def test_wrong_passphrase_says_so() -> None:
         SigningKey.from_encrypted_pem(pem, b"battery staple")
     with pytest.raises(KeyFileError, match="passphrase is empty"):
         SigningKey.from_encrypted_pem(pem, b"")
+
+
+def test_a_wrong_passphrase_that_decrypts_to_valid_padding_by_chance_says_so_too() -> None:
+    """About 1 wrong passphrase in 256 unpads; pyca then fails on the key data, not at the decryption."""
+    pem = KEY.to_encrypted_pem(b"correct horse")
+    with pytest.raises(KeyFileError, match="^cannot decrypt private key: wrong passphrase$"):
+        SigningKey.from_encrypted_pem(pem, wrong_passphrase_that_unpads(pem.decode()).encode())
 
 
 def test_a_plaintext_private_key_is_refused() -> None:
