@@ -335,7 +335,9 @@ def _plan_from(node: NodeID, size: int) -> ProofPlan:
     fork_begin, fork_end = fork.coverage()
     # (2)
     ids = [node]
-    ids += [_derived_node(node.level + up, (node.index >> up) ^ 1) for up in range(inner)]
+    while node.level < fork.level:
+        ids.append(node.sibling())
+        node = node.parent()
     # (3)
     begin = len(ids)
     ids.extend(reversed(range_nodes(fork_end, size)))

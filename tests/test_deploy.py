@@ -28,10 +28,15 @@ def settings() -> Iterator[dict[str, Any]]:
     gc.unfreeze()
 
 
+def worker_of(app: Flask) -> SimpleNamespace:
+    """What ``post_worker_init`` uses of a gunicorn worker: its app and its log."""
+    return SimpleNamespace(wsgi=app, log=logging.getLogger("gunicorn.error"))
+
+
 def test_a_worker_warms_its_node_cache_then_takes_what_lives_out_of_full_collections(
     settings: dict[str, Any], app: Flask, village: StoredVillage
 ) -> None:
-    settings["post_worker_init"](SimpleNamespace(wsgi=app, log=logging.getLogger("gunicorn.error")))
+    settings["post_worker_init"](worker_of(app))
 
     assert gc.get_freeze_count() > 10 * len(gc.get_objects())
     store = app.extensions["villageledger.store"]
@@ -46,7 +51,7 @@ def test_a_worker_whose_database_is_down_at_boot_serves_anyway(
 ) -> None:
     app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path / 'missing' / 'village.sqlite3'}",
                       "SECRET_KEY": "test-secret", "LOG_KEY_PASSPHRASE": "test-passphrase"})
-    settings["post_worker_init"](SimpleNamespace(wsgi=app, log=logging.getLogger("gunicorn.error")))
+    settings["post_worker_init"](worker_of(app))
 
     assert "the node cache was not warmed" in caplog.text
     assert gc.get_freeze_count() > 10 * len(gc.get_objects())
@@ -58,7 +63,7 @@ def test_a_worker_without_a_node_cache_reads_nothing_before_serving(
     app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
                       "LOG_KEY_PASSPHRASE": "test-passphrase", "NODE_CACHE_MB": 0})
     with recorded_statements(app.extensions["villageledger.store"].engine) as statements:
-        settings["post_worker_init"](SimpleNamespace(wsgi=app, log=logging.getLogger("gunicorn.error")))
+        settings["post_worker_init"](worker_of(app))
     assert statements == []
 
 

@@ -649,9 +649,9 @@ class SyscallFault:
         starts one for a request that arrives before the first thread is back waiting, and a worker with a
         node cache reads the tree in its main thread before serving.) Only the traced calls stop the
         server (--seccomp-bpf), so it runs at nearly full speed."""
-        command = ["env", "VILLAGELEDGER_NODE_CACHE_MB=0", strace, "--follow-forks", "--seccomp-bpf", f"--output={output}", f"--trace={self.syscalls}",
-                   f"--trace-path={database}{self.file}",
-                   f"--inject={self.syscalls}:error={self.errno}:when={self.when}"]
+        command = ["env", "VILLAGELEDGER_NODE_CACHE_MB=0",
+                   strace, "--follow-forks", "--seccomp-bpf", f"--output={output}", f"--trace={self.syscalls}",
+                   f"--trace-path={database}{self.file}", f"--inject={self.syscalls}:error={self.errno}:when={self.when}"]
         return serve(workers=1, wrapper=command, options=("--threads", "1"))
 
 
