@@ -112,14 +112,17 @@ def resolve(store: Store, token: str) -> tuple[str, str]:
     """(village slug, household id) of an active token. Raises UnknownPlate for a token never issued
     (or malformed), PlateReplaced for a token whose plate was reissued."""
     with read_session(store.engine) as session:
-        return resolve_in(session, token)
+        return active(session.execute(_PLATE, {"token": token}).one_or_none() if well_formed(token) else None)
 
 
-def resolve_in(session: Session, token: str) -> tuple[str, str]:
-    """``resolve`` in a session the caller holds (the household page reads the plate and the page in one)."""
-    if not _TOKEN_SHAPE.fullmatch(token):
-        raise UnknownPlate("no door plate has this code")
-    found = session.execute(_PLATE, {"token": token}).one_or_none()
+def well_formed(token: str) -> bool:
+    """Whether ``token`` could have been issued (a malformed one needs no question to the database)."""
+    return _TOKEN_SHAPE.fullmatch(token) is not None
+
+
+def active(found: tuple[str, str, str | None] | None) -> tuple[str, str]:
+    """(village slug, household id) of a token's row (slug, household id, revoked), or None for no row.
+    Raises UnknownPlate for no row, PlateReplaced for a revoked token."""
     if found is None:
         raise UnknownPlate("no door plate has this code")
     slug, household, revoked = found

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 import keys
+from ledger.entries import LEDGERS
 from ledger.errors import LedgerError
 from ledger.note import open_checkpoint
 from ledger.state import household_account
@@ -100,18 +101,20 @@ _MONTHLY_MOVEMENTS = (
     select(_MONTH, m.EntryRow.ledger, func.sum(case((m.EntryRow.credit == bindparam("account"), m.EntryRow.amount),
                                                     else_=-m.EntryRow.amount)))  # type: ignore[operator]
     .where(m.EntryRow.village_id == bindparam("village_id"), m.EntryRow.household == bindparam("household"),
-           m.EntryRow.ledger.is_not(None))  # type: ignore[union-attr]
+           m.EntryRow.idx <= bindparam("through"), m.EntryRow.ledger.is_not(None))  # type: ignore[union-attr]
     .group_by(_MONTH, m.EntryRow.ledger)
     .order_by(_MONTH)
 )
 
 
-def _monthly_movements(session: Session, village: m.Village, household: str) -> list[tuple[str, str, int]]:
-    """(YYYY-MM, ledger, net points for the household) of every month in which its points moved, by
-    month (the entries' own dates): enough for its chart, summed by the database from the household index
-    alone (a household of a big village has hundreds of movements)."""
+def _monthly_movements(session: Session, village: m.Village, household: str, *,
+                       through: int) -> list[tuple[str, str, int]]:
+    """(YYYY-MM, ledger, net points for the household) of every month in which its points moved in the
+    entries up to index ``through``, by month (the entries' own dates): enough for its chart, summed by the
+    database from the household index alone (a household of a big village has hundreds of movements)."""
     rows = session.execute(_MONTHLY_MOVEMENTS, {
-        "village_id": village.id, "household": household, "account": household_account(household)}).all()
+        "village_id": village.id, "household": household, "account": household_account(household),
+        "through": through}).all()
     return [(str(month), str(ledger), int(points)) for month, ledger, points in rows]
 
 
@@ -171,19 +174,19 @@ def _households_statement(filters: tuple[str, ...]) -> Select[tuple[m.HouseholdR
 
 def _households(session: Session, village: m.Village, state: m.VillageState | None, *, grid: str | None = None,
                 after: str | None = None, limit: int = 100, ids: list[str] | None = None) -> list[HouseholdView]:
-    threshold = state.green_card_threshold if state and state.green_card_threshold is not None else 0
     values = {name: value for name, value in (("grid", grid), ("after", after), ("ids", ids)) if value is not None}
     rows = list(session.execute(_households_statement(tuple(values)),
                                 {"village_id": village.id, "limit": limit, **values}).scalars())
     accounts = [household_account(r.household_id) for r in rows]
-    balances: dict[str, dict[str, int]] = {a: {"morality": 0, "credit": 0} for a in accounts}
+    balances: dict[str, dict[str, int]] = {a: dict.fromkeys(LEDGERS, 0) for a in accounts}
     for account, ledger, amount in session.execute(_BALANCES, {"village_id": village.id, "accounts": accounts}):
         balances[account][ledger] = amount
-    return [
-        HouseholdView(r, balances[household_account(r.household_id)],
-                      balances[household_account(r.household_id)]["morality"] >= threshold > 0)
-        for r in rows
-    ]
+    return [_household_view(r, balances[household_account(r.household_id)], state) for r in rows]
+
+
+def _household_view(row: m.HouseholdRow, balances: dict[str, int], state: m.VillageState | None) -> HouseholdView:
+    threshold = state.green_card_threshold if state and state.green_card_threshold is not None else 0
+    return HouseholdView(row, balances, balances["morality"] >= threshold > 0)
 
 
 def household(store: Store, slug: str, household_id: str) -> HouseholdView:
@@ -214,26 +217,64 @@ class HouseholdPage:
     movements: list[tuple[str, str, int]]  # (YYYY-MM, ledger, net points that month), by month
 
 
+def _balance_at_door(ledger: str) -> Any:
+    return select(m.BalanceRow.amount).where(
+        m.BalanceRow.village_id == m.DoorToken.village_id,
+        m.BalanceRow.account == literal(household_account("")) + m.DoorToken.household_id,
+        m.BalanceRow.ledger == ledger,
+    ).scalar_subquery().label(f"balance_{ledger}")
+
+
+_DOOR_CHECKPOINT = and_(
+    m.CheckpointRow.village_id == m.DoorToken.village_id,
+    m.CheckpointRow.size == select(func.max(m.CheckpointRow.size)).where(
+        m.CheckpointRow.village_id == m.DoorToken.village_id).correlate(m.DoorToken).scalar_subquery(),
+)
+_NEWEST_AT_DOOR = select(func.max(m.EntryRow.idx)).where(
+    m.EntryRow.village_id == m.DoorToken.village_id, m.EntryRow.household == m.DoorToken.household_id,
+    m.EntryRow.idx < m.CheckpointRow.size,
+).scalar_subquery().label("newest")
+# One statement, so one snapshot on either database: the plate, the village's latest checkpoint, the
+# household's row and balances as of that checkpoint, and its newest entry inside it.
+_DOOR = (
+    select(m.Village.slug, m.DoorToken.household_id, m.DoorToken.revoked, m.CheckpointRow.size,
+           m.CheckpointRow.note, m.HouseholdRow, _NEWEST_AT_DOOR, *map(_balance_at_door, LEDGERS))
+    .select_from(m.DoorToken)
+    .join(m.Village, m.Village.id == m.DoorToken.village_id)  # type: ignore[arg-type]
+    .join(m.CheckpointRow, _DOOR_CHECKPOINT)
+    .outerjoin(m.HouseholdRow, and_(m.HouseholdRow.village_id == m.DoorToken.village_id,
+                                    m.HouseholdRow.household_id == m.DoorToken.household_id))
+    .where(m.DoorToken.token == bindparam("token"))
+)
+
+
 def household_page(store: Store, plate: str, query: EntryFilter) -> HouseholdPage:
     """The page behind the door plate ``plate`` (a token): its household's entries matching ``query`` and
-    the facts to show and prove them. Raises UnknownPlate or PlateReplaced as ``plates.resolve`` does."""
+    the facts to show and prove them, all as of the village's latest checkpoint (entries appended since
+    are left for the next visit). Raises UnknownPlate or PlateReplaced as ``plates.resolve`` does."""
     with read_session(store.engine) as session:
-        slug, household_id = plates.resolve_in(session, plate)
+        door = session.execute(_DOOR, {"token": plate}).one_or_none() if plates.well_formed(plate) else None
+        slug, household_id = plates.active(None if door is None else (door.slug, door.household_id, door.revoked))
         village = store.village_row(session, slug)
-        assert village.id is not None
-        rows = _entries(session, village, dataclasses.replace(query, household=household_id))
-        size, note = store.latest(session, village)  # read after the rows: every row is inside this checkpoint
+        assert village.id is not None and door is not None
+        size, note, newest = int(door.size), str(door.note), door.newest
+        store.saw_signed_size(village.id, size)
+        if door.HouseholdRow is None:
+            raise NotFound(f"no household {household_id!r} in village {slug!r}")
         state = store.fact_at(village.id, size, "village_state", lambda: session.get(m.VillageState, village.id))
         assert state is not None
-        view = _one(_households(session, village, state, ids=[household_id], limit=1), slug, household_id)
+        before = size if query.before is None else min(query.before, size)
+        rows = _entries(session, village, dataclasses.replace(query, household=household_id, before=before))
         return HouseholdPage(
-            village=village, state=state, household=view, rows=rows, note=note, size=size,
+            village=village, state=state, rows=rows, note=note, size=size,
+            household=_household_view(door.HouseholdRow, {
+                ledger: door._mapping[f"balance_{ledger}"] or 0 for ledger in LEDGERS}, state),
             proofs=store.proofs_within(session, village, [row.idx for row in rows], size, committed=True) if rows else [],
             log_key=store.fact_at(village.id, size, "log_key", lambda: _signing_key(session, village, note)),
             rules=store.fact_at(village.id, size, "rules", lambda: {
                 rule.code: rule for rule in _rules(session, village, include_retired=True)}),
             roles=store.fact_at(village.id, size, "roles", lambda: _member_roles(session, village)),
-            movements=_monthly_movements(session, village, household_id),
+            movements=_monthly_movements(session, village, household_id, through=newest) if newest is not None else [],
         )
 
 

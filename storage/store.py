@@ -586,8 +586,12 @@ class Store:
         """(size, signed note) of the village's latest checkpoint."""
         assert village.id is not None
         size, note = session.connection().execute(_LATEST_CHECKPOINT, {"village": village.id}).one()
-        self._seen_sizes[village.id] = max(self._seen_sizes.get(village.id, 0), size)
+        self.saw_signed_size(village.id, size)
         return int(size), str(note)
+
+    def saw_signed_size(self, village_id: int, size: int) -> None:
+        """Remember that the village's log has a checkpoint of ``size`` entries (read from the database)."""
+        self._seen_sizes[village_id] = max(self._seen_sizes.get(village_id, 0), size)
 
     def latest_checkpoint(self, slug: str) -> str:
         with read_session(self.engine) as session:

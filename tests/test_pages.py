@@ -12,8 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from kit import StoredVillage
+from sqlalchemy import event
+from statements import recorded_statements
 
 import keys
 from ledger import merkle
@@ -107,6 +110,35 @@ def test_the_chart_shows_the_balance_at_the_end_of_each_month_of_the_entries_own
     balance = reads.household(village.store, village.slug, "h2").balances["morality"]
     desc = re.search(r"<desc>(.*?)</desc>", client.get(door + "?lang=en").get_data(as_text=True)).group(1)
     assert f"Morality bank: 2026-01 {balance - 7}, 2026-02 {balance}" in desc
+
+
+def test_a_page_read_while_an_append_commits_is_the_page_of_the_checkpoint_it_began_with(
+    app: Flask, client: FlaskClient, village: StoredVillage, door: str
+) -> None:
+    village.append(village.kit.award("h2", 3))
+    before = client.get(door).get_data(as_text=True)
+    appended: list[object] = []
+
+    def append_once(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT entries.") and not appended:  # the page's entries
+            appended.append(village.append(village.kit.award("h2", 5)))
+
+    engine = app.extensions["villageledger.store"].engine
+    event.listen(engine, "before_cursor_execute", append_once)
+    try:
+        during = client.get(door).get_data(as_text=True)
+    finally:
+        event.remove(engine, "before_cursor_execute", append_once)
+    assert appended and during == before
+    assert len(parsed(client.get(door).get_data(as_text=True)).entries) == len(parsed(before).entries) + 1
+
+
+def test_a_household_page_asks_the_database_three_questions(app: Flask, client: FlaskClient, door: str) -> None:
+    client.get(door)  # the village's facts (rules, roles, keys) are read once per checkpoint
+    with recorded_statements(app.extensions["villageledger.store"].engine) as statements:
+        assert client.get(door).status_code == 200
+    questions = [statement for statement, _ in statements if statement.startswith("SELECT")]
+    assert len(questions) == 3  # the plate with all that hangs on it, the entries, the chart's months
 
 
 def test_long_histories_are_paged(client: FlaskClient, village: StoredVillage, door: str) -> None:
