@@ -195,8 +195,12 @@ def household(store: Store, slug: str, household_id: str) -> HouseholdView:
 
 def _one(found: list[HouseholdView], slug: str, household_id: str) -> HouseholdView:
     if not found:
-        raise NotFound(f"no household {household_id!r} in village {slug!r}")
+        raise _unknown_household(slug, household_id)
     return found[0]
+
+
+def _unknown_household(slug: str, household_id: str) -> NotFound:
+    return NotFound(f"no household {household_id!r} in village {slug!r}")
 
 
 @dataclass(frozen=True)
@@ -260,7 +264,7 @@ def household_page(store: Store, plate: str, query: EntryFilter) -> HouseholdPag
         size, note, newest = int(door.size), str(door.note), door.newest
         store.saw_signed_size(village.id, size)
         if door.HouseholdRow is None:
-            raise NotFound(f"no household {household_id!r} in village {slug!r}")
+            raise _unknown_household(slug, household_id)
         state = store.fact_at(village.id, size, "village_state", lambda: session.get(m.VillageState, village.id))
         assert state is not None
         before = size if query.before is None else min(query.before, size)
