@@ -538,7 +538,7 @@ class Store:
         found = self._nodes.held(village_id, wanted)
         asked = [key for key in wanted if key not in found]
         if asked and committed:
-            self._nodes.top_up(village_id, asked, functools.partial(_select_level, session.connection(), village_id))
+            self._top_up_nodes(session, village_id, asked)
             found.update(self._nodes.held(village_id, asked))
             asked = [key for key in asked if key not in found]
         if asked:
@@ -560,9 +560,12 @@ class Store:
             with read_session(self.engine) as session:
                 size = self._size(session, village)
                 last = [(level, (size >> level) - 1) for level in range(size.bit_length())]
-                connection = session.connection()
-                while self._nodes.top_up(village.id, last, functools.partial(_select_level, connection, village.id)):
+                while self._top_up_nodes(session, village.id, last):
                     pass
+
+    def _top_up_nodes(self, session: Session, village_id: int, nodes: Sequence[tuple[int, int]]) -> int:
+        """``NodeCache.top_up`` from ``session``, which must read committed rows only. Returns the nodes read."""
+        return self._nodes.top_up(village_id, nodes, functools.partial(_select_level, session.connection(), village_id))
 
     def _sign_checkpoint(self, session: Session, village_id: int, origin: str, tree: merkle.CompactRange) -> str:
         name, key = self._signer(session, village_id)
