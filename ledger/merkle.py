@@ -22,6 +22,7 @@ compares it once with the root it was given.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -308,8 +309,9 @@ class ProofPlan:
         """The proof's hashes, given ``hashes[i]``, the stored hash of ``ids[i]`` (each HASH_SIZE bytes)."""
         if len(hashes) != len(self.ids):
             raise ProofError(f"proof plan needs {len(self.ids)} node hashes, got {len(hashes)}")
-        for node, value in zip(self.ids, hashes, strict=True):
-            _require_hash(f"hash of node (level {node.level}, index {node.index})", value)
+        if set(map(len, hashes)) - {HASH_SIZE}:  # the check, at C speed; the loop names the culprit
+            for node, value in zip(self.ids, hashes, strict=True):
+                _require_hash(f"hash of node (level {node.level}, index {node.index})", value)
         proof = list(hashes[: self.begin])
         if self.begin < self.end:
             ephemeral = hashes[self.begin]
@@ -320,8 +322,9 @@ class ProofPlan:
         return proof
 
 
-def _plan_from(node: NodeID, size: int) -> ProofPlan:
-    """The plan for the audit path of perfect node ``node`` in the tree of ``size`` leaves, ``node`` first.
+def _plan_from(node: NodeID, size: int, *, lead: bool) -> ProofPlan:
+    """The plan for the audit path of perfect node ``node`` in the tree of ``size`` leaves, led by ``node``
+    itself if ``lead``.
 
     Requires ``node`` to lie within the first ``size`` leaves. Plan:
     (1) find the fork: the ancestor of ``node`` whose sibling holds leaf ``size`` (or lies beyond it);
@@ -329,31 +332,29 @@ def _plan_from(node: NodeID, size: int) -> ProofPlan:
     (3) the perfect nodes under the fork's sibling that the tree has, folded into one ephemeral node;
     (4) the perfect nodes left of the fork, bottom-up.
     """
+    level, index = node
     # (1)
-    inner = (node.index ^ (size >> node.level)).bit_length() - 1
-    fork = _derived_node(node.level + inner, node.index >> inner)
-    fork_begin, fork_end = fork.coverage()
+    inner = (index ^ (size >> level)).bit_length() - 1
     # (2)
-    ids = [node]
-    while node.level < fork.level:
-        ids.append(node.sibling())
-        node = node.parent()
-    # (3)
+    ids = [node] if lead else []
+    ids += [_derived_node(level + step, (index >> step) ^ 1) for step in range(inner)]
+    # (3), (4)
+    ephemeral, left = _fork_borders(_derived_node(level + inner, index >> inner), size)
     begin = len(ids)
-    ids.extend(reversed(range_nodes(fork_end, size)))
+    ids += ephemeral
     end = len(ids)
-    # (4)
-    ids.extend(reversed(range_nodes(0, fork_begin)))
+    ids += left
     if begin == end:
         begin = end = 0
     return ProofPlan(ids, begin, end)
 
 
-def _skip_first(plan: ProofPlan) -> ProofPlan:
-    """The plan without its first node, which the verifier already has."""
-    if plan.begin < plan.end:
-        return ProofPlan(plan.ids[1:], plan.begin - 1, plan.end - 1)
-    return ProofPlan(plan.ids[1:], 0, 0)
+@functools.lru_cache(maxsize=256)
+def _fork_borders(fork: NodeID, size: int) -> tuple[tuple[NodeID, ...], tuple[NodeID, ...]]:
+    """Steps (3) and (4) of ``_plan_from``, which depend on the fork and the size alone: a tree of ``size``
+    leaves has one fork per level, so the proofs of a page of entries share a handful of them."""
+    fork_begin, fork_end = fork.coverage()
+    return tuple(reversed(range_nodes(fork_end, size))), tuple(reversed(range_nodes(0, fork_begin)))
 
 
 def inclusion_plan(index: int, size: int) -> ProofPlan:
@@ -362,7 +363,7 @@ def inclusion_plan(index: int, size: int) -> ProofPlan:
     Requires 0 <= index < size. Reads at most ``2 * ceil(log2(size))`` nodes.
     """
     _require_leaf_in_tree(index, size)
-    return _skip_first(_plan_from(NodeID(0, index), size))
+    return _plan_from(NodeID(0, index), size, lead=False)
 
 
 def consistency_plan(size1: int, size2: int) -> ProofPlan:
@@ -379,8 +380,7 @@ def consistency_plan(size1: int, size2: int) -> ProofPlan:
         return ProofPlan([], 0, 0)
     level = _trailing_zeros(size1)
     node = NodeID(level, (size1 - 1) >> level)
-    plan = _plan_from(node, size2)
-    return _skip_first(plan) if node.index == 0 else plan
+    return _plan_from(node, size2, lead=node.index != 0)
 
 
 def _inclusion_decomposition(index: int, size: int) -> tuple[int, int]:
