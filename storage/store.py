@@ -534,7 +534,7 @@ class Store:
         session), so what it reads may go into the process's node cache (``storage.nodes``)."""
         if not ids:
             return []
-        wanted = [(node.level, node.index) for node in ids]
+        wanted: Sequence[tuple[int, int]] = ids  # a NodeID is a (level, index) tuple
         found = self._nodes.held(village_id, wanted)
         asked = [key for key in wanted if key not in found]
         if asked and committed:
