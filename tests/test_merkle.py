@@ -514,6 +514,8 @@ def test_rehash_refuses_the_wrong_number_of_node_hashes() -> None:
         plan.rehash(LEAVES[:3])
     with pytest.raises(ProofError, match=r"^hash of node \(level 0, index 1\) has 0 bytes, expected 32$"):
         plan.rehash([b"", *LEAVES[:3]])
+    with pytest.raises(ProofError, match=r"^hash of node \(level 0, index 6\) has 33 bytes, expected 32$"):
+        plan.rehash([*LEAVES[:2], LEAVES[2] + b"x", LEAVES[3]])
 
 
 @PROPERTIES
