@@ -51,6 +51,10 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         event.listen(engine, "handle_error", _sqlite_replace_read_only_connection)
+        database = engine.url.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            event.listen(engine, "connect", functools.partial(_note_read_only_era, Path(database)))
+            event.listen(engine, "checkin", _close_if_read_only_era)
         return engine
     engine = create_engine(url, **kwargs)
     event.listen(engine, "checkout", functools.partial(_ping_if_idle, engine.dialect))
@@ -115,6 +119,23 @@ def _sqlite_replace_read_only_connection(context: ExceptionContext) -> None:
         if cursor is not None:
             with suppress(sqlite3.Error):  # an error here would replace the one being handled
                 cursor.close()
+
+
+# A connection SQLite opened while the file could not be written is read-only for good, and while it lives
+# the process's other connections to the file share its read-only shared-memory index (SQLite keeps one
+# per file per process), so even a connection opened after the file is writable again cannot write. Such a
+# connection goes back to no pool: it is closed when its request ends, and the first request after the
+# file is writable again opens a connection that can write.
+_READ_ONLY_ERA = "villageledger_read_only_era"
+
+
+def _note_read_only_era(database: Path, _dbapi_connection: Any, record: Any) -> None:
+    record.info[_READ_ONLY_ERA] = not (os.access(database, os.W_OK) and os.access(database.parent, os.W_OK))
+
+
+def _close_if_read_only_era(_dbapi_connection: Any, record: Any) -> None:
+    if record.info.get(_READ_ONLY_ERA):
+        record.invalidate()  # the record stays in the pool and connects afresh at its next checkout
 
 
 def is_sqlite(engine: Engine) -> bool:
