@@ -30,6 +30,7 @@ import random
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -607,6 +608,37 @@ def test_a_sqlite_database_turned_read_only_costs_503s_until_it_is_writable_agai
     assert not clients.violations, clients.violations[:3]
     assert_sound(village, clients.told, start=start, settled=True)
 
+
+
+def test_a_connection_opened_while_sqlite_was_read_only_does_not_outlive_its_request(tmp_path: Path) -> None:
+    """Another process holds the database open (a server's other worker); a worker without root's
+    permission override reads while the database and its folder cannot be written. Its very next write
+    after they can be written again succeeds: a pooled connection of the read-only time would have kept the
+    worker's shared-memory index of the file read-only, and every new connection of the worker with it."""
+    database = tmp_path / "village.sqlite3"
+    other_worker = sqlite3.connect(database)
+    try:
+        other_worker.execute("PRAGMA journal_mode=WAL")
+        other_worker.execute("CREATE TABLE t (x INTEGER)")
+        other_worker.commit()
+        command = [*_without_root_privilege(), sys.executable, str(Path(__file__).with_name("sqlite_worker.py")),
+                   str(database)]
+        with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) as worker:
+            assert worker.stdin is not None and worker.stdout is not None and worker.stderr is not None
+            with read_only(database):
+                assert _ask(worker, "read") == "read 0", worker.stderr.read()
+            assert _ask(worker, "write") == "wrote", worker.stderr.read()
+            worker.stdin.close()
+    finally:
+        other_worker.close()
+
+
+def _ask(process: subprocess.Popen[str], command: str) -> str:
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(command + "\n")
+    process.stdin.flush()
+    return process.stdout.readline().strip()
 
 # --- 3. one system call fails ------------------------------------------------------------------------
 
