@@ -124,8 +124,8 @@ def _sqlite_replace_read_only_connection(context: ExceptionContext) -> None:
 # A connection SQLite opened while the file could not be written is read-only for good, and while it lives
 # the process's other connections to the file share its read-only shared-memory index (SQLite keeps one
 # per file per process), so even a connection opened after the file is writable again cannot write. Such a
-# connection goes back to no pool: it is closed when its request ends, and the first request after the
-# file is writable again opens a connection that can write.
+# connection goes back to no pool: it is closed when its request ends, so once the requests of the
+# read-only time have ended, the next one opens a connection that can write.
 _READ_ONLY_ERA = "villageledger_read_only_era"
 
 
