@@ -51,9 +51,9 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         event.listen(engine, "handle_error", _sqlite_replace_read_only_connection)
-        database = engine.url.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            event.listen(engine, "connect", functools.partial(_note_read_only_era, Path(database)))
+        database = sqlite_file(engine)
+        if database is not None:
+            event.listen(engine, "connect", functools.partial(_note_read_only_era, database))
             event.listen(engine, "checkin", _close_if_read_only_era)
         return engine
     engine = create_engine(url, **kwargs)
@@ -142,6 +142,14 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite database named by path; None for another database, ``:memory:`` or a ``file:`` URI."""
+    database = engine.url.database if is_sqlite(engine) else None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session whose transaction holds the database's write lock from its first statement (SQLite);
@@ -162,8 +170,8 @@ def _sqlite_writers_queue(engine: Engine) -> Iterator[None]:
     """SQLite writers of every process wait for each other on an flock of a file beside the database
     before BEGIN IMMEDIATE: the kernel wakes the next one the moment the lock is free, where SQLite's own
     busy handler polls with sleeps of up to 100 ms (seconds of tail latency under concurrent appends)."""
-    database = engine.url.database if is_sqlite(engine) else None
-    if not database or database == ":memory:" or database.startswith("file:"):
+    database = sqlite_file(engine)
+    if database is None:
         yield
         return
     try:

@@ -609,7 +609,6 @@ def test_a_sqlite_database_turned_read_only_costs_503s_until_it_is_writable_agai
     assert_sound(village, clients.told, start=start, settled=True)
 
 
-
 def test_a_connection_opened_while_sqlite_was_read_only_does_not_outlive_its_request(tmp_path: Path) -> None:
     """Another process holds the database open (a server's other worker); a worker without root's
     permission override reads while the database and its folder cannot be written. Its very next write
@@ -625,11 +624,10 @@ def test_a_connection_opened_while_sqlite_was_read_only_does_not_outlive_its_req
                    str(database)]
         with subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) as worker:
-            assert worker.stdin is not None and worker.stdout is not None and worker.stderr is not None
             with read_only(database):
-                assert _ask(worker, "read") == "read 0", worker.stderr.read()
-            assert _ask(worker, "write") == "wrote", worker.stderr.read()
-            worker.stdin.close()
+                assert _ask(worker, "read") == "read 0", _last_words(worker)
+            assert _ask(worker, "write") == "wrote", _last_words(worker)
+            _last_words(worker)
     finally:
         other_worker.close()
 
@@ -639,6 +637,15 @@ def _ask(process: subprocess.Popen[str], command: str) -> str:
     process.stdin.write(command + "\n")
     process.stdin.flush()
     return process.stdout.readline().strip()
+
+
+def _last_words(process: subprocess.Popen[str]) -> str:
+    """End ``process`` (its input closed, it leaves its loop) and return what it wrote to stderr."""
+    assert process.stdin is not None and process.stderr is not None
+    process.stdin.close()
+    process.wait(timeout=30)
+    return process.stderr.read()
+
 
 # --- 3. one system call fails ------------------------------------------------------------------------
 
