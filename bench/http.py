@@ -9,9 +9,10 @@ Plan of ``http_figures``: (1) the bare Flask peer; (2) reads on the built villag
 inclusion proofs, every answer verified, consistency checked when the size grows); (3) household pages
 (``GET /h/<token>``, issue 5) of random households from 100 clients, each page's checkpoint and records
 verified as the phone verifies them — once with clients that ask again at once (the server saturated),
-once as villagers who read each page for a while (exponential, mean ``THINK`` seconds); (4) single
-signed appends from 50 clients; (5) 1,000-entry batches from 4 clients. Reads and pages come first, so they read exactly the village the core figures were
-measured on.
+``VILLAGER_RUNS`` times as villagers who read each page for a while (exponential, mean ``THINK``
+seconds: the p99 of such a load moves with the machine's phase, so each run's is reported and each must
+meet the target); (4) single signed appends from 50 clients; (5) 1,000-entry batches from 4 clients.
+Reads and pages come first, so they read exactly the village the core figures were measured on.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ GUNICORN = ["--config", str(ROOT / "gunicorn.conf.py"), "--log-level", "warning"
 CLIENTS = 50
 PAGE_CLIENTS = 100  # issue 5: the household page under 100 concurrent clients
 THINK = 1.0  # seconds a villager reads a household page before the next (mean): a heavy village evening
+VILLAGER_RUNS = 3  # the villagers' load is run this many times; its target is met only if met in every run
 PAGE_BYTES = 100_000  # issue 5: "first page under 100 KB"
 BATCH_CLIENTS = 4
 START_TIMEOUT = 60.0
@@ -235,7 +238,7 @@ def http_figures(
             "plates_file": str(plates_work),
         }
         pages = run_load(page_spec, work)
-        villagers = run_load({**page_spec, "think": THINK}, work)
+        villagers = [run_load({**page_spec, "think": THINK}, work) for _ in range(VILLAGER_RUNS)]
         # (4)
         single = run_load(
             {**common, "workload": "append", "port": port, "clients": CLIENTS, "work_file": str(single_work)},
@@ -253,7 +256,7 @@ def http_figures(
             work,
         )
     _read_figures(report, section, built.mirror.size, reads, hello_peer)
-    _page_figure(report, section, built.mirror.size, pages, hello_peer, "asking again at once")
+    _page_figure(report, section, built.mirror.size, [pages], hello_peer, "asking again at once")
     _page_figure(report, section, built.mirror.size, villagers, hello_peer, f"reading each page ~{THINK:g} s")
     single_latency = single.latency("append")
     single_rate = single.entries / single.wall
@@ -313,9 +316,22 @@ def _read_figures(report: Report, section: str, size: int, reads: Load, hello: P
             )
 
 
-def _page_figure(report: Report, section: str, size: int, pages: Load, hello: Peer, clients: str) -> None:
+def _page_figure(
+    report: Report, section: str, size: int, runs: list[Load], hello: Peer, clients: str
+) -> None:
+    """One figure for ``runs`` of the same page load: their pages pooled, the target (p99 < 100 ms)
+    met only if each run met it, and each run's p99 named when there are several."""
+    pages = _pooled(runs)
     latency, largest = pages.latency("page"), pages.largest.get("page", 0)
+    run_p99s = [run.latency("page").p99 for run in runs]
     small = 0 < largest < PAGE_BYTES
+    each = (
+        f"{len(runs)} runs of {pages.wall / len(runs):.0f} s, p99 of each: "
+        + " · ".join(f"{p99 * 1e3:.1f}" for p99 in run_p99s)
+        + " ms; "
+        if len(runs) > 1
+        else ""
+    )
     report.add(
         Figure(
             section,
@@ -323,11 +339,37 @@ def _page_figure(report: Report, section: str, size: int, pages: Load, hello: Pe
             pages.requests_per_second,
             latency,
             hello,
-            "p99 < 100 ms",
-            pages.errors == pages.unfinished == 0 and latency.p99 < 0.100,
-            f"random households of {HOUSEHOLDS:,}, log of {size:,} entries; largest page "
+            "p99 < 100 ms" + (" in every run" if len(runs) > 1 else ""),
+            pages.errors == pages.unfinished == 0 and max(run_p99s) < 0.100,
+            f"{each}random households of {HOUSEHOLDS:,}, log of {size:,} entries; largest page "
             f"{largest / 1000:,.1f} KB (first page < {PAGE_BYTES // 1000} KB: {'met' if small else 'MISSED'}); "
             + pages.note,
-            extra={"largest_page_bytes": largest},
+            extra={"largest_page_bytes": largest, "run_p99_ms": [p99 * 1e3 for p99 in run_p99s]},
         )
+    )
+
+
+def _pooled(runs: list[Load]) -> Load:
+    """The loads of ``runs`` as one: counts, times and samples added up, the largest answers kept."""
+    if len(runs) == 1:
+        return runs[0]
+    checks: Counter[str] = Counter()
+    largest: dict[str, int] = {}
+    latencies: defaultdict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        checks.update(run.checks)
+        for kind, size in run.largest.items():
+            largest[kind] = max(size, largest.get(kind, 0))
+        for kind, samples in run.latencies.items():
+            latencies[kind] += samples
+    return Load(
+        wall=sum(run.wall for run in runs),
+        entries=sum(run.entries for run in runs),
+        errors=sum(run.errors for run in runs),
+        unfinished=sum(run.unfinished for run in runs),
+        first_errors=[error for run in runs for error in run.first_errors],
+        checks=dict(checks),
+        largest=largest,
+        latencies=dict(latencies),
+        client_cpu=sum(run.client_cpu for run in runs),
     )
