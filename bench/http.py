@@ -351,8 +351,6 @@ def _page_figure(
 
 def _pooled(runs: list[Load]) -> Load:
     """The loads of ``runs`` as one: counts, times and samples added up, the largest answers kept."""
-    if len(runs) == 1:
-        return runs[0]
     checks: Counter[str] = Counter()
     largest: dict[str, int] = {}
     latencies: defaultdict[str, list[float]] = defaultdict(list)
