@@ -39,7 +39,7 @@ from storage import plates
 from . import ROOT
 from .core import LOG_KEY_PASSPHRASE, Built
 from .dataset import BATCH, HOUSEHOLDS, SLUG, Village, extra_entries
-from .measure import Latency
+from .measure import Latency, LateWakeups
 from .report import Figure, Peer, Report
 
 GUNICORN = ["--config", str(ROOT / "gunicorn.conf.py"), "--log-level", "warning"]  # as deployed (README)
@@ -238,7 +238,11 @@ def http_figures(
             "plates_file": str(plates_work),
         }
         pages = run_load(page_spec, work)
-        villagers = [run_load({**page_spec, "think": THINK}, work) for _ in range(VILLAGER_RUNS)]
+        villagers, wakeups = [], []
+        for _ in range(VILLAGER_RUNS):
+            with LateWakeups() as late:
+                villagers.append(run_load({**page_spec, "think": THINK}, work))
+            wakeups.append(late)
         # (4)
         single = run_load(
             {**common, "workload": "append", "port": port, "clients": CLIENTS, "work_file": str(single_work)},
@@ -257,7 +261,9 @@ def http_figures(
         )
     _read_figures(report, section, built.mirror.size, reads, hello_peer)
     _page_figure(report, section, built.mirror.size, [pages], hello_peer, "asking again at once")
-    _page_figure(report, section, built.mirror.size, villagers, hello_peer, f"reading each page ~{THINK:g} s")
+    _page_figure(
+        report, section, built.mirror.size, villagers, hello_peer, f"reading each page ~{THINK:g} s", wakeups
+    )
     single_latency = single.latency("append")
     single_rate = single.entries / single.wall
     report.add(
@@ -317,10 +323,17 @@ def _read_figures(report: Report, section: str, size: int, reads: Load, hello: P
 
 
 def _page_figure(
-    report: Report, section: str, size: int, runs: list[Load], hello: Peer, clients: str
+    report: Report,
+    section: str,
+    size: int,
+    runs: list[Load],
+    hello: Peer,
+    clients: str,
+    wakeups: Sequence[LateWakeups] = (),
 ) -> None:
     """One figure for ``runs`` of the same page load: their pages pooled, the target (p99 < 100 ms)
-    met only if each run met it, and each run's p99 named when there are several."""
+    met only if each run met it, and each run's p99 named when there are several, with the late wake-ups
+    of a sleeper beside each run (``wakeups``) if given."""
     pages = _pooled(runs)
     latency, largest = pages.latency("page"), pages.largest.get("page", 0)
     run_p99s = [run.latency("page").p99 for run in runs]
@@ -332,6 +345,12 @@ def _page_figure(
         if len(runs) > 1
         else ""
     )
+    if wakeups:
+        each += (
+            f"a 1-ms sleeper in the bench woke > {wakeups[0].threshold * 1e3:.0f} ms late "
+            + " · ".join(str(late.count) for late in wakeups)
+            + f" times (worst {max(late.worst for late in wakeups) * 1e3:.0f} ms); "
+        )
     report.add(
         Figure(
             section,
@@ -344,7 +363,11 @@ def _page_figure(
             f"{each}random households of {HOUSEHOLDS:,}, log of {size:,} entries; largest page "
             f"{largest / 1000:,.1f} KB (first page < {PAGE_BYTES // 1000} KB: {'met' if small else 'MISSED'}); "
             + pages.note,
-            extra={"largest_page_bytes": largest, "run_p99_ms": [p99 * 1e3 for p99 in run_p99s]},
+            extra={
+                "largest_page_bytes": largest,
+                "run_p99_ms": [p99 * 1e3 for p99 in run_p99s],
+                "late_wakeups": [late.count for late in wakeups],
+            },
         )
     )
 

@@ -131,3 +131,32 @@ class ProcessTreeCpu:
     @property
     def cores_used(self) -> float:
         return (self.own + self.children) / self.wall if self.wall else 0.0
+
+
+class LateWakeups:
+    """While the ``with`` block runs, a thread of this process sleeps ``tick`` seconds again and again and
+    counts the wake-ups more than ``threshold`` late: stalls that no request's code caused (the machine not
+    running this process, or every core busy), to read beside a latency measured meanwhile."""
+
+    def __init__(self, *, tick: float = 0.001, threshold: float = 0.020) -> None:
+        self.tick, self.threshold = tick, threshold
+        self.count, self.worst = 0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sleep_until_stopped, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sleep_until_stopped(self) -> None:
+        while not self._stop.is_set():
+            start = time.perf_counter()
+            time.sleep(self.tick)
+            late = time.perf_counter() - start - self.tick
+            if late > self.threshold:
+                self.count += 1
+                self.worst = max(self.worst, late)
