@@ -10,9 +10,10 @@ inclusion proofs, every answer verified, consistency checked when the size grows
 (``GET /h/<token>``, issue 5) of random households from 100 clients, each page's checkpoint and records
 verified as the phone verifies them — once with clients that ask again at once (the server saturated),
 ``VILLAGER_RUNS`` times as villagers who read each page for a while (exponential, mean ``THINK``
-seconds: the p99 of such a load moves with the machine's phase, so each run's is reported and each must
-meet the target); (4) single signed appends from 50 clients; (5) 1,000-entry batches from 4 clients.
-Reads and pages come first, so they read exactly the village the core figures were measured on.
+seconds: the p99 of such a load moves with the machine's phase, so each run's is reported, beside the
+late wake-ups of a sleeper in this process (``LateWakeups``), and each must meet the target); (4) single
+signed appends from 50 clients; (5) 1,000-entry batches from 4 clients. Reads and pages come first, so
+they read exactly the village the core figures were measured on.
 """
 
 from __future__ import annotations
@@ -347,7 +348,7 @@ def _page_figure(
     )
     if wakeups:
         each += (
-            f"a 1-ms sleeper in the bench woke > {wakeups[0].threshold * 1e3:.0f} ms late "
+            f"a {wakeups[0].tick * 1e3:g}-ms sleeper in the bench woke > {wakeups[0].threshold * 1e3:.0f} ms late "
             + " · ".join(str(late.count) for late in wakeups)
             + f" times (worst {max(late.worst for late in wakeups) * 1e3:.0f} ms); "
         )

@@ -327,26 +327,28 @@ class Clients:
                     return
                 pending = next(queue, None)
                 if pending is None:
-                    name = threading.current_thread().name
-                    self.violations.append(f"{name}: ran out of batches (BATCHES_PER_CLIENT) before the test ended")
+                    self._violated("ran out of batches (BATCHES_PER_CLIENT) before the test ended")
                     return
                 self.told.sent(pending)
             if time.monotonic() > deadline:
-                name = threading.current_thread().name
-                self.violations.append(f"{name}: a batch still unacknowledged after {CLIENT_LIMIT:.0f}s")
+                self._violated(f"a batch still unacknowledged after {CLIENT_LIMIT:.0f}s")
                 return
             try:
                 self.told.post(client, self.slug, pending)
             except Exception as error:  # noqa: BLE001  (every failure is judged: expected, or a violation)
                 kind = self.expected(error)
                 if kind is None:
-                    self.violations.append(f"{threading.current_thread().name}: {describe(error)}")
+                    self._violated(describe(error))
                     return
                 with self._lock:
                     self.failures[kind] += 1
                 time.sleep(RETRY_PAUSE)
                 continue
             pending = None
+
+    def _violated(self, what: str) -> None:
+        """Record a violation by the calling client thread (which then stops)."""
+        self.violations.append(f"{threading.current_thread().name}: {what}")
 
     @property
     def acknowledged(self) -> int:
