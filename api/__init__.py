@@ -17,6 +17,7 @@ from flask_swagger_ui import get_swaggerui_blueprint
 import web
 from storage.db import database_url, instance_path, instance_secret
 from storage.nodes import NODE_CACHE_BYTES
+from storage.store import CLOCK_SKEW
 
 from . import admission, extensions, guards, problems
 from .views import auth as auth_views  # not `auth`: that name is api.auth, the login logic
@@ -39,6 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         JSON_SORT_KEYS=False,
         READ_CONCURRENCY=2,  # reads running at once in a process: see api.admission
         NODE_CACHE_MB=NODE_CACHE_BYTES >> 20,  # tree node hashes kept per process: see storage.nodes (0: none)
+        CLOCK_SKEW_SECONDS=int(CLOCK_SKEW.total_seconds()),  # how far an entry's time may be from the server's clock
         API_SPEC_OPTIONS={
             "info": {"description": "A signed, append-only, verifiable ledger of village points and public affairs."},
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import flask_smorest
@@ -67,19 +67,25 @@ limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", strategy
 
 
 def init_store(app: Flask) -> None:
-    """The app's Store. Raises ValueError naming the setting if NODE_CACHE_MB is not a whole number >= 0."""
-    megabytes = app.config["NODE_CACHE_MB"]
-    if type(megabytes) is not int or megabytes < 0:
-        raise ValueError(f"NODE_CACHE_MB must be a whole number of at least 0, not {megabytes!r}")
+    """The app's Store. Raises ValueError naming the setting if NODE_CACHE_MB or CLOCK_SKEW_SECONDS is not a
+    whole number >= 0 (>= 1 for the skew)."""
+    for name, least in (("NODE_CACHE_MB", 0), ("CLOCK_SKEW_SECONDS", 1)):
+        value = app.config[name]
+        if type(value) is not int or value < least:
+            raise ValueError(f"{name} must be a whole number of at least {least}, not {value!r}")
     engine = make_engine(app.config["DATABASE_URL"])
-    app.extensions["villageledger.store"] = Store(engine, log_key_passphrase=app.config["LOG_KEY_PASSPHRASE"].encode(),
-                                                  node_cache_bytes=megabytes << 20)
+    app.extensions["villageledger.store"] = Store(
+        engine, log_key_passphrase=app.config["LOG_KEY_PASSPHRASE"].encode(),
+        node_cache_bytes=app.config["NODE_CACHE_MB"] << 20,
+        clock=lambda: app.config["CLOCK"]() if app.config.get("CLOCK") else datetime.now(UTC),
+        clock_skew=timedelta(seconds=app.config["CLOCK_SKEW_SECONDS"]),
+    )
 
 
 def now() -> datetime:
-    """The server's clock: ``CLOCK`` in the config (a callable; tests control time with it) or UTC now."""
-    clock = current_app.config.get("CLOCK")
-    return clock() if clock else datetime.now(UTC)
+    """The server's clock: ``CLOCK`` in the config (a callable; tests control time with it) or UTC now.
+    The store reads the same clock to refuse entries not dated now."""
+    return store().clock()
 
 
 def store() -> Store:

@@ -9,6 +9,7 @@ import base64
 import binascii
 import functools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import rfc8785
@@ -67,6 +68,25 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+MAX_INTEGER_DIGITS = 30  # far beyond any amount; far below Python's 4,300-digit limit on int()
+
+
+@dataclass(frozen=True)
+class OversizedInteger:
+    """A JSON integer of more than MAX_INTEGER_DIGITS digits, as parsed: no field takes one, so a schema
+    refuses it with a message naming the field (converting it could exceed Python's limit on int())."""
+
+    digits: int
+
+    def __str__(self) -> str:
+        return f"an integer of {self.digits} digits"
+
+
+def _bounded_int(text: str) -> int | OversizedInteger:
+    digits = len(text) - text.startswith("-")
+    return int(text) if digits <= MAX_INTEGER_DIGITS else OversizedInteger(digits)
+
+
 def parse_json(data: bytes | str) -> Any:
     """Parse strict JSON: UTF-8, no duplicate members, no NaN/Infinity, no floats."""
     try:
@@ -79,6 +99,7 @@ def parse_json(data: bytes | str) -> Any:
             object_pairs_hook=_no_duplicate_keys,
             parse_constant=_reject_constant,
             parse_float=_reject_float,
+            parse_int=_bounded_int,
         )
     except json.JSONDecodeError as exc:
         raise EncodingError(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
@@ -86,7 +107,7 @@ def parse_json(data: bytes | str) -> Any:
         raise EncodingError("malformed JSON: nested too deeply") from exc
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_reject_float)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_reject_float, parse_int=_bounded_int)
 
 
 def parse_json_for_canonical_check(data: bytes) -> Any:

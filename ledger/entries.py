@@ -49,6 +49,10 @@ MAX_ENTRY_BYTES = 64 * 1024
 
 LEDGERS = ("morality", "credit")
 ROLES = ("committee", "grid_worker", "supervisor", "township", "auditor", "intake")
+# The rules a log is written under, named by its genesis: 1 (no ``rules`` field, logs written before
+# 2026-12) gives the committee every power; 2 names the township as the village's outside authority and
+# adds the checks and balances of ``ledger.state`` (docs/data-model.md, "Rules of a log").
+CURRENT_RULES = 2
 AFFAIR_CATEGORIES = ("finance", "project", "decision")
 COMPLAINT_ROUTES = ("supervision", "jury", "committee", "grid")
 COMPLAINT_STEPS = ("accept", "assign", "start", "reply", "close", "answer", "rate", "escalate")
@@ -125,6 +129,15 @@ class _Strict(Schema):
 # --- bodies of each kind -------------------------------------------------------------------------
 
 
+class Authority(_Strict):
+    """The township (乡镇) as the village's outside authority: a member with the ``township`` role whose
+    key co-signs the genesis, so no village is founded without it."""
+
+    member = _ident()
+    name = _text(32)
+    key = _public_key()
+
+
 class VillageGenesis(_Strict):
     name = _text(64)
     name_en = _text(64, required=False)
@@ -134,6 +147,17 @@ class VillageGenesis(_Strict):
     green_card_threshold = _amount()
     founder = _ident()
     founder_name = _text(32)
+    rules = fields.Integer(strict=True, validate=validate.Range(2, CURRENT_RULES))  # absent: rules 1
+    authority = fields.Nested(Authority)
+
+    @validates_schema
+    def _authority_iff_rules_2(self, data: dict[str, Any], **_: Any) -> None:
+        if "rules" in data and "authority" not in data:
+            raise ValidationError("is required under rules 2: the township co-founds the village", "authority")
+        if "authority" in data and "rules" not in data:
+            raise ValidationError("is only for rules 2", "authority")
+        if data.get("authority", {}).get("member") == data.get("founder"):
+            raise ValidationError("must be another member than the founder", "authority")
 
 
 class MemberAdd(_Strict):
@@ -249,6 +273,13 @@ class PointsMove(_Strict):
     amount = _amount()
     reason = _text(500)
     evidence = fields.List(_pattern(SHA256_HEX, "a SHA-256 in lowercase hex"), validate=validate.Length(max=20))
+    # The day of the deed when it is older than the entry (a spreadsheet of last year's points). Shown
+    # beside the entry; every public figure counts the entry's own time, which its author cannot choose.
+    occurred_on = _pattern(DATE, "a date YYYY-MM-DD", required=False)
+
+    @validates_schema
+    def _occurred_on_is_a_day(self, data: dict[str, Any], **_: Any) -> None:
+        _require_valid_date(data.get("occurred_on"), "occurred_on")
 
 
 class PointsRedeem(_Strict):
@@ -604,10 +635,6 @@ def check_signatures(entry: Entry) -> None:
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
-def utc_now() -> str:
-    return datetime.now(UTC).strftime(_TIME_FORMAT)
-
-
 def new_entry_id() -> str:
     return secrets.token_hex(16)
 
@@ -648,8 +675,22 @@ def sign_entry(unsigned: Mapping[str, Any], author: keys.SigningKey, cosigner: k
     return parse_entry(signed)
 
 
+def parse_time(text: str) -> datetime:
+    """A UTC time as written in entries (``YYYY-MM-DDTHH:MM:SSZ``)."""
+    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """``moment`` as entries write it (UTC, to the second)."""
+    return moment.astimezone(UTC).strftime(_TIME_FORMAT)
+
+
+def utc_now() -> str:
+    return format_time(datetime.now(UTC))
+
+
 def entry_time(entry: Entry) -> datetime:
-    return datetime.strptime(entry.time, _TIME_FORMAT).replace(tzinfo=UTC)
+    return parse_time(entry.time)
 
 
 HOUSEHOLD_COMMITMENT_DOMAIN = b"villageledger/household/v1\n"

@@ -5,12 +5,19 @@ The append path (storage) and the offline verifier both call ``apply``; nothing 
 
 Plan of ``apply(state, entry)``:
   (1) the entry belongs to this village and is at the right place (genesis first and only first);
-  (2) its id is new (no replay);
+  (2) its id is new (no replay); under rules 2 its time is not more than ``ORDER_SKEW`` before the
+      latest time already in the log (times never go backwards along the log);
   (3) every signing key is registered, active, and belongs to a member who still has a role;
-  (4) the author's role allows this kind, for this target (grid workers: only their grid);
-  (5) conflicts of interest: points touching the author's own household need a committee cosigner;
-  (6) the kind's own rules (rule bounds, evidence, balances, reversal targets...);
+  (4) the author's role allows this kind, for this target (grid workers: only their grid); under rules 2
+      only the township appoints, changes or removes oversight members (supervisor, township, intake,
+      auditor) and their keys, and only the committee its own side (committee, grid workers);
+  (5) cosigners: points touching the author's own household need an independent cosigner; under rules 2
+      a deduction rule needs a supervisor's, and no cosigner the author stands behind counts;
+  (6) the kind's own rules (rule bounds, evidence, balances, reversal targets, incompatible roles...);
   (7) only then is the state changed, so a refused entry changes nothing.
+
+The rules of a log are named by its genesis (``Village.rules``): 1 for logs written before the checks and
+balances, which stay verifiable under the rules they were written under; 2 for every new village.
 
 Accounts: every ledger (``morality``, ``credit``) has the village's issuing account ``village``, the points
 supermarket ``supermarket`` and one account per household ``household:<id>``. Every movement debits one
@@ -24,16 +31,19 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
+import unicodedata
+from datetime import timedelta
+
 from .canonical import b64decode, b64encode
-from .entries import Entry
+from .entries import Entry, entry_time, parse_time
 from .errors import NotAuthorised, Replay, RuleViolation
 
 ISSUER = "village"
 SUPERMARKET = "supermarket"
 POINT_KINDS = ("points.award", "points.deduct", "points.redeem", "points.reverse")
 
-# Which roles may sign which kinds. Finer limits (own grid, own key, cosigners) are in the checks below.
-MAY_SIGN: dict[str, frozenset[str]] = {
+# Which roles may sign which kinds under rules 1. Finer limits (own grid, own key, cosigners) are in the checks below.
+MAY_SIGN_V1: dict[str, frozenset[str]] = {
     "member.add": frozenset({"committee"}),
     "member.role": frozenset({"committee"}),
     "key.add": frozenset({"committee"}),
@@ -51,10 +61,26 @@ MAY_SIGN: dict[str, frozenset[str]] = {
     "complaint.receipt": frozenset({"intake"}),
     "complaint.step": frozenset({"committee", "grid_worker", "supervisor", "township", "intake"}),
 }
+# Rules 2: the township signs the appointments on its side (``APPOINTS``); everything else as under rules 1.
+MAY_SIGN: dict[str, frozenset[str]] = {
+    **MAY_SIGN_V1,
+    **{kind: MAY_SIGN_V1[kind] | {"township"} for kind in ("member.add", "member.role", "key.add")},
+}
 SIGNING_ROLES = frozenset({"committee", "grid_worker", "supervisor", "township", "intake"})  # auditors sign nothing
 
+# Rules 2: the two sides of a village. The committee's side runs the village; the oversight side watches it
+# and is appointed by the township alone. No member, and no two members of one household, sit on both.
+COMMITTEE_SIDE = frozenset({"committee", "grid_worker"})
+OVERSIGHT_SIDE = frozenset({"supervisor", "township", "intake", "auditor"})
+APPOINTS = {"committee": COMMITTEE_SIDE, "township": OVERSIGHT_SIDE}
+ORDER_SKEW = timedelta(minutes=5)  # how far an entry's time may lie before the latest time in the log
+
 # Words that make a deduction rule a penalty for speaking up (complaining, reporting, appealing, petitioning).
-SPEAKING_UP = ("投诉", "举报", "申诉", "信访", "上访", "告状", "反映问题", "complain", "appeal", "petition", "whistleblow")
+# A first filter only: under rules 2 no deduction rule takes effect without a supervisor's cosignature.
+SPEAKING_UP = ("投诉", "举报", "申诉", "信访", "上访", "告状", "反映问题", "越级", "诬告", "检举", "揭发",
+               "complain", "appeal", "petition", "whistleblow")
+# Look-alike characters folded before matching ("C0mplaining", "投 诉"): digits read as letters.
+_LOOKALIKES = str.maketrans("013457@$", "oieastas")
 _ENTRY_ID_IN_TEXT = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
 
 
@@ -71,6 +97,7 @@ class Village:
     county: str
     origin: str
     green_card_threshold: int
+    rules: int = 1
 
 
 @dataclass(frozen=True)
@@ -81,6 +108,7 @@ class Member:
     grid: str | None
     household: str | None
     added_at: int
+    appointed_by: str | None = None  # who added the member or last set its roles (None: the genesis)
 
 
 @dataclass(frozen=True)
@@ -89,6 +117,7 @@ class KeyRecord:
     member: str
     added_at: int
     revoked_at: int | None = None
+    added_by: str | None = None  # the member who signed its key.add or member.add (None: the genesis)
 
 
 @dataclass(frozen=True)
@@ -250,6 +279,7 @@ class State:
     rules: dict[str, Rule] = field(default_factory=dict)
     balances: dict[tuple[str, str], int] = field(default_factory=dict)
     cases: dict[str, Case] = field(default_factory=dict)
+    latest_time: str = ""  # the latest entry time in the log ("" before the genesis)
     recent: MemoryIndex = field(default_factory=MemoryIndex)
 
     def copy(self) -> State:
@@ -274,18 +304,15 @@ class State:
     def lookups(self) -> EntryIndex:
         return _Layered(self.recent, self.index)
 
+    @property
+    def rules_version(self) -> int:
+        return self.village.rules if self.village else 1
+
     def balance(self, account: str, ledger: str) -> int:
         return self.balances.get((account, ledger), 0)
 
-    def member_of(self, public: bytes) -> Member:
-        return self.members[self.keys[public].member]
-
-    def active_committee_keys(self) -> list[bytes]:
-        return [
-            k.public
-            for k in self.keys.values()
-            if k.revoked_at is None and "committee" in self.members[k.member].roles
-        ]
+    def active_keys_of(self, role: str) -> list[bytes]:
+        return [k.public for k in self.keys.values() if k.revoked_at is None and role in self.members[k.member].roles]
 
 
 # --- (1)-(5): who may append what ------------------------------------------------------------------
@@ -342,19 +369,27 @@ def authorise(state: State, entry: Entry) -> Member:
     # (2)
     if state.lookups.contains(entry.id):
         raise Replay(f"entry {entry.id} is already in the log", field="entry.id")
+    checks_and_balances = state.village.rules >= 2
+    if checks_and_balances:
+        _check_time_order(state, entry)
     # (3)
     author = _active_member(state, entry.author, "author")
     # (4)
-    acting_as = author.roles & MAY_SIGN[entry.kind]
+    acting_as = author.roles & (MAY_SIGN if checks_and_balances else MAY_SIGN_V1)[entry.kind]
     if not acting_as:
         held = ", ".join(sorted(author.roles))
         raise NotAuthorised(f"a member with role {held} may not sign {entry.kind}", field="entry.kind")
-    if entry.kind == "key.revoke" and "committee" not in author.roles:
+    if checks_and_balances:
+        _check_appointer(state, entry, author)
+    elif entry.kind == "key.revoke" and "committee" not in author.roles:
         _check_own_key(state, entry, author)
     if acting_as == _GRID_WORKER_ONLY:
         _check_own_grid(state, entry, author)
     # (5)
-    _check_cosigner(state, entry, author)
+    if checks_and_balances:
+        _check_cosigner(state, entry, author)
+    else:
+        _check_cosigner_v1(state, entry, author)
     return author
 
 
@@ -363,17 +398,73 @@ def _check_genesis_place(state: State, entry: Entry) -> None:
         raise NotAuthorised("village.genesis may only be the first entry of a log", field="entry.kind")
     if entry.kind != "village.genesis":
         raise NotAuthorised(f"the first entry must be village.genesis, not {entry.kind}", field="entry.kind")
-    if entry.cosigner is not None:
-        raise NotAuthorised("village.genesis is signed by the founder alone", field="entry.cosigner")
+    authority = entry.body.get("authority")
+    if authority is None and entry.cosigner is not None:
+        raise NotAuthorised("village.genesis is signed by the founder alone under rules 1", field="entry.cosigner")
+    if authority is not None and entry.cosigner != b64decode(authority["key"], length=32, what="body.authority.key"):
+        raise NotAuthorised("rule 2: the township named as the village's authority co-signs its genesis "
+                            "(the cosigner must be body.authority.key)", field="entry.cosigner")
+
+
+def _check_time_order(state: State, entry: Entry) -> None:
+    """Rules 2: an entry's time lies at most ORDER_SKEW before the latest time in the log. (The server
+    also refuses a time more than its clock skew from its own clock; this part the verifier replays.)"""
+    if entry.time >= state.latest_time:  # the usual case, decided on the text (same fixed format)
+        return
+    if entry_time(entry) < parse_time(state.latest_time) - ORDER_SKEW:
+        raise RuleViolation(
+            f"rule 2 (time): entry time {entry.time} is more than {ORDER_SKEW.seconds // 60} minutes before "
+            f"the latest time in the log ({state.latest_time}); times never go backwards along the log",
+            field="entry.time",
+        )
 
 
 def _check_own_key(state: State, entry: Entry, author: Member) -> None:
-    """A member who is not on the committee may revoke their own keys (a lost phone), nobody else's.
-    Adding keys is the committee's alone: a stolen key must not be able to mint one that outlives it."""
-    record = state.keys.get(b64decode(entry.body["key"], length=32, what="body.key"))
-    owner = record.member if record else author.id
+    """Rules 1: a member who is not on the committee may revoke their own keys (a lost phone), nobody
+    else's. Adding keys is the committee's alone: a stolen key must not be able to mint one that outlives it."""
+    owner = _key_owner(state, entry, author)
     if owner != author.id:
         raise NotAuthorised(f"only the committee may revoke another member's keys ({owner})", field="entry.body.key")
+
+
+def _key_owner(state: State, entry: Entry, author: Member) -> str:
+    record = state.keys.get(b64decode(entry.body["key"], length=32, what="body.key"))
+    return record.member if record else author.id
+
+
+def _roles_at_stake(state: State, entry: Entry, author: Member) -> frozenset[str] | None:
+    """The roles an appointment entry gives, takes or touches the keys of (None: not an appointment, or
+    a member revoking their own key)."""
+    body = entry.body
+    if entry.kind == "member.add":
+        return frozenset(body["roles"])
+    if entry.kind == "member.role":
+        member = state.members.get(body["member"])
+        return frozenset(body["roles"]) | (member.roles if member else frozenset())
+    if entry.kind == "key.add":
+        member = state.members.get(body["member"])
+        return member.roles if member else frozenset()
+    if entry.kind == "key.revoke":
+        owner = _key_owner(state, entry, author)
+        return None if owner == author.id else state.members[owner].roles
+    return None
+
+
+def _check_appointer(state: State, entry: Entry, author: Member) -> None:
+    """Rules 2: the committee appoints its own side, the township the oversight side; nobody the other's.
+    A member may always revoke their own key (a lost phone)."""
+    at_stake = _roles_at_stake(state, entry, author)
+    if at_stake is None:
+        return
+    may = frozenset().union(*(APPOINTS[role] for role in author.roles if role in APPOINTS))
+    beyond = at_stake - may
+    if beyond:
+        who = "the township" if beyond & OVERSIGHT_SIDE else "the committee"
+        raise NotAuthorised(
+            f"rule 2 (appointments): only {who} may appoint, change or remove a member holding "
+            f"{', '.join(sorted(beyond))}, or add or revoke their keys; {author.id} may not",
+            field="entry.body.roles" if entry.kind.startswith("member.") else "entry.body.key",
+        )
 
 
 def _check_own_grid(state: State, entry: Entry, author: Member) -> None:
@@ -385,7 +476,7 @@ def _check_own_grid(state: State, entry: Entry, author: Member) -> None:
         )
 
 
-def _check_cosigner(state: State, entry: Entry, author: Member) -> None:
+def _check_cosigner_v1(state: State, entry: Entry, author: Member) -> None:
     target = _target_household(state, entry) if entry.kind in POINT_KINDS else None
     conflicted = target is not None and author.household == target
     if entry.cosigner is None:
@@ -405,6 +496,54 @@ def _check_cosigner(state: State, entry: Entry, author: Member) -> None:
         raise NotAuthorised(f"the cosigner {cosigner.id} also belongs to household {target}", field="entry.cosigner")
 
 
+def cosigner_needed(state: State, entry: Entry, author: Member) -> tuple[frozenset[str], str] | None:
+    """Rules 2: the roles a cosigner of ``entry`` must hold one of, and why; None if it needs none."""
+    if entry.kind == "rule.publish" and entry.body["direction"] == "deduct":
+        return frozenset({"supervisor"}), "rule 2 (approval): a deduction rule takes effect only when a supervisor co-signs it"
+    target = _target_household(state, entry) if entry.kind in POINT_KINDS else None
+    if target is not None and author.household == target:
+        return frozenset({"committee", "supervisor"}), (
+            f"rule 2 (conflict of interest): member {author.id} belongs to household {target}: points for it "
+            "need the cosignature of an independent committee member or a supervisor"
+        )
+    return None
+
+
+def _check_cosigner(state: State, entry: Entry, author: Member) -> None:
+    """Rules 2: a required cosigner is there, holds a role that may approve, and is independent of the author."""
+    needed = cosigner_needed(state, entry, author)
+    if entry.cosigner is None:
+        if needed:
+            raise NotAuthorised(needed[1], field="entry.cosigner")
+        return
+    cosigner = _active_member(state, entry.cosigner, "cosigner")
+    roles, why = needed or (frozenset({"committee", "supervisor"}), "a cosigner is a committee member or a supervisor")
+    if not cosigner.roles & roles:
+        raise NotAuthorised(f"{why}; the cosigner {cosigner.id} holds {', '.join(sorted(cosigner.roles))}",
+                            field="entry.cosigner")
+    _check_independent(state, entry, author, cosigner)
+
+
+def _check_independent(state: State, entry: Entry, author: Member, cosigner: Member) -> None:
+    """A cosigner is another person than the author: not the author under another id, not of the author's
+    household (nor of the household the entry is about), not appointed by the author, not holding a key the
+    author added (so members the author creates in the same breath cannot cosign for the author)."""
+    target = _target_household(state, entry) if entry.kind in POINT_KINDS else None
+    reason = None
+    if cosigner.id == author.id:
+        reason = "is the author"
+    elif author.household is not None and cosigner.household == author.household:
+        reason = f"belongs to the author's household {author.household}"
+    elif target is not None and cosigner.household == target:
+        reason = f"belongs to household {target}, which the entry is about"
+    elif cosigner.appointed_by == author.id:
+        reason = f"was appointed by the author {author.id}"
+    elif state.keys[entry.cosigner].added_by == author.id:  # type: ignore[index]
+        reason = f"signs with a key the author {author.id} added"
+    if reason:
+        raise NotAuthorised(f"rule 2 (independent cosigner): the cosigner {cosigner.id} {reason}", field="entry.cosigner")
+
+
 # --- (6)-(7): what each kind requires and changes -------------------------------------------------
 
 
@@ -419,13 +558,8 @@ def apply(state: State, entry: Entry) -> Changes:
     _APPLY[entry.kind](state, entry, author, changes)
     state.recent.ids.add(entry.id)
     state.size += 1
-    return changes
-
-
-def apply_all(state: State, entries: Iterable[Entry]) -> Changes:
-    changes = Changes()
-    for entry in entries:
-        changes.update(apply(state, entry))
+    if entry.time > state.latest_time and state.rules_version >= 2:
+        state.latest_time = entry.time
     return changes
 
 
@@ -439,13 +573,17 @@ def _genesis(state: State, entry: Entry, _: Member, changes: Changes) -> None:
         county=body["county"],
         origin=body["origin"],
         green_card_threshold=body["green_card_threshold"],
+        rules=body.get("rules", 1),
     )
-    state.members[body["founder"]] = Member(
-        body["founder"], body["founder_name"], frozenset({"committee"}), None, None, state.size
-    )
-    state.keys[entry.author] = KeyRecord(entry.author, body["founder"], state.size)
-    changes.members.add(body["founder"])
-    changes.keys.add(entry.author)
+    founded = [(body["founder"], body["founder_name"], "committee", entry.author)]
+    if "authority" in body:
+        authority = body["authority"]
+        founded.append((authority["member"], authority["name"], "township", b64decode(authority["key"], length=32)))
+    for member_id, name, role, public in founded:
+        state.members[member_id] = Member(member_id, name, frozenset({role}), None, None, state.size)
+        state.keys[public] = KeyRecord(public, member_id, state.size)
+        changes.members.add(member_id)
+        changes.keys.add(public)
 
 
 def _require_grid(state: State, grid: str | None, name: str = "grid") -> None:
@@ -470,17 +608,57 @@ def _require_new_key(state: State, public: bytes) -> None:
         raise RuleViolation(f"key {b64encode(public)} is already registered", field="entry.body.key")
 
 
-def _keep_a_committee(state: State, without_member: str | None = None, without_key: bytes | None = None) -> None:
-    remaining = [
-        k
-        for k in state.active_committee_keys()
-        if k != without_key and state.keys[k].member != without_member
-    ]
-    if not remaining:
-        raise RuleViolation("the village would be left with no active committee key", field="entry.body")
+# Roles a village must never be left without an active key of: under rules 1 the committee; under rules 2
+# also its outside authority (the township) and, once it has one, its complaint desk.
+KEPT_ROLES = {1: ("committee",), 2: ("committee", "township", "intake")}
+_KEPT_NAMES = {"committee": "committee", "township": "township (its outside authority)", "intake": "complaint desk"}
 
 
-def _member_add(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+def _keep_roles(state: State, *, member: Member, without_roles: frozenset[str] = frozenset(),
+                without_key: bytes | None = None) -> None:
+    """Refuse a change that takes the last active key of a kept role from the village: the member loses
+    ``without_roles``, or the key ``without_key`` is revoked. (A desk is replaced by adding its new key first.)"""
+    for role in KEPT_ROLES[state.rules_version]:
+        if role not in member.roles or (without_key is None and role not in without_roles):
+            continue
+        remaining = [k for k in state.active_keys_of(role)
+                     if k != without_key and (without_key is not None or state.keys[k].member != member.id)]
+        if not remaining:
+            raise RuleViolation(f"the village would be left with no active {_KEPT_NAMES[role]} key; add the new "
+                                "key or member first", field="entry.body")
+
+
+def _check_compatible(state: State, member: Member) -> None:
+    """Rules 2: committee and grid workers on one side, supervisors, township, desk and auditors on the
+    other: no member holds both, nor do two members of one household (the Organic Law of Villagers'
+    Committees keeps committee members and their close relatives off the supervision committee); the desk
+    holds no other role."""
+    roles = member.roles
+    if "intake" in roles and len(roles) > 1:
+        raise RuleViolation("rule 2 (incompatible roles): the complaint desk (intake) holds no other role",
+                            field="entry.body.roles")
+    if roles & COMMITTEE_SIDE and roles & OVERSIGHT_SIDE:
+        raise RuleViolation(
+            f"rule 2 (incompatible roles): {', '.join(sorted(roles & COMMITTEE_SIDE))} and "
+            f"{', '.join(sorted(roles & OVERSIGHT_SIDE))} may not be held together", field="entry.body.roles")
+    if member.household is None:
+        return
+    for other in state.members.values():
+        if other.id != member.id and other.household == member.household and (
+            (roles & COMMITTEE_SIDE and other.roles & OVERSIGHT_SIDE) or (roles & OVERSIGHT_SIDE and other.roles & COMMITTEE_SIDE)
+        ):
+            raise RuleViolation(
+                f"rule 2 (incompatible roles): member {other.id} of the same household {member.household} holds "
+                f"{', '.join(sorted(other.roles))}; one household may not sit on both the committee's side and "
+                "the supervision side", field="entry.body.roles")
+
+
+def _recorded(state: State, author: Member) -> str | None:
+    """Who appointed a member or added a key, as rules 2 remember it (rules 1 logs never read it)."""
+    return author.id if state.rules_version >= 2 else None
+
+
+def _member_add(state: State, entry: Entry, author: Member, changes: Changes) -> None:
     body = entry.body
     if body["member"] in state.members:
         raise RuleViolation(f"member {body['member']!r} already exists", field="entry.body.member")
@@ -489,29 +667,34 @@ def _member_add(state: State, entry: Entry, _: Member, changes: Changes) -> None
         _require_household(state, body["household"])
     public = b64decode(body["key"], length=32, what="body.key")
     _require_new_key(state, public)
-    state.members[body["member"]] = Member(
-        body["member"], body["name"], frozenset(body["roles"]), body.get("grid"), body.get("household"), state.size
-    )
-    state.keys[public] = KeyRecord(public, body["member"], state.size)
-    changes.members.add(body["member"])
+    member = Member(body["member"], body["name"], frozenset(body["roles"]), body.get("grid"), body.get("household"),
+                    state.size, appointed_by=_recorded(state, author))
+    if state.rules_version >= 2:
+        _check_compatible(state, member)
+    state.members[member.id] = member
+    state.keys[public] = KeyRecord(public, member.id, state.size, added_by=_recorded(state, author))
+    changes.members.add(member.id)
     changes.keys.add(public)
 
 
-def _member_role(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+def _member_role(state: State, entry: Entry, author: Member, changes: Changes) -> None:
     body = entry.body
     member = _require_member(state, body["member"])
     _require_grid(state, body.get("grid"))
-    if "committee" in member.roles and "committee" not in body["roles"]:
-        _keep_a_committee(state, without_member=member.id)
-    state.members[member.id] = replace(member, roles=frozenset(body["roles"]), grid=body.get("grid"))
+    roles = frozenset(body["roles"])
+    _keep_roles(state, member=member, without_roles=member.roles - roles)
+    changed = replace(member, roles=roles, grid=body.get("grid"), appointed_by=_recorded(state, author))
+    if state.rules_version >= 2:
+        _check_compatible(state, changed)
+    state.members[member.id] = changed
     changes.members.add(member.id)
 
 
-def _key_add(state: State, entry: Entry, _: Member, changes: Changes) -> None:
+def _key_add(state: State, entry: Entry, author: Member, changes: Changes) -> None:
     _require_member(state, entry.body["member"])
     public = b64decode(entry.body["key"], length=32, what="body.key")
     _require_new_key(state, public)
-    state.keys[public] = KeyRecord(public, entry.body["member"], state.size)
+    state.keys[public] = KeyRecord(public, entry.body["member"], state.size, added_by=_recorded(state, author))
     changes.keys.add(public)
 
 
@@ -522,8 +705,7 @@ def _key_revoke(state: State, entry: Entry, _: Member, changes: Changes) -> None
         raise RuleViolation(f"key {entry.body['key']} is not registered", field="entry.body.key")
     if record.revoked_at is not None:
         raise RuleViolation(f"key {entry.body['key']} was already revoked at index {record.revoked_at}", field="entry.body.key")
-    if "committee" in state.members[record.member].roles:
-        _keep_a_committee(state, without_key=public)
+    _keep_roles(state, member=state.members[record.member], without_key=public)
     state.keys[public] = replace(record, revoked_at=state.size)
     changes.keys.add(public)
 
@@ -590,9 +772,11 @@ def _rule_publish(state: State, entry: Entry, _: Member, changes: Changes) -> No
 
 
 def _check_rule_spares_speaking_up(body: Mapping[str, Any]) -> None:
-    """No deduction rule may target complaining, reporting, appealing or petitioning."""
+    """No deduction rule may target complaining, reporting, appealing or petitioning (a first filter: the
+    text is folded to compatible forms, look-alike digits, without spaces or punctuation, before matching)."""
     for name in ("title_zh", "title_en", "description"):
-        text = str(body.get(name, "")).lower()
+        folded = unicodedata.normalize("NFKC", str(body.get(name, ""))).lower().translate(_LOOKALIKES)
+        text = "".join(ch for ch in folded if ch.isalnum())
         for word in SPEAKING_UP:
             if word in text:
                 raise RuleViolation(f"a deduction rule may not target speaking up ({word!r})", field=f"entry.body.{name}")
@@ -735,7 +919,7 @@ def _complaint_step(state: State, entry: Entry, author: Member, changes: Changes
             f"member {author.id} may not handle a complaint routed to {case.route}", field="entry.author"
         )
     latest = max(t for t in (case.filed, case.accepted, case.replied, case.closed) if t)
-    if entry.time < latest:
+    if state.rules_version < 2 and entry.time < latest:  # rules 2 orders every entry's time (step 2)
         raise RuleViolation(f"a step of complaint {case.receipt} may not be dated before its last step ({latest})",
                             field="entry.time")
     follows, leads_to = STEPS[step]

@@ -36,7 +36,6 @@ from ledger.canonical import b64encode
 from ledger.entries import (
     Entry,
     complaint_commitment,
-    entry_time,
     make_unsigned,
     sign_entry,
     step_commitment,
@@ -164,36 +163,59 @@ def desk_public_key(store: Store, slug: str) -> bytes: ...
 @overload
 def desk_public_key(store: Store, slug: str, *, create: bool) -> bytes | None: ...
 def desk_public_key(store: Store, slug: str, *, create: bool = True) -> bytes | None:
-    """The complaint desk's public key for ``slug``, made on first use (or None if there is none and not
-    ``create``). The committee registers it with ``member.add`` (role ``intake``) before villagers can file."""
+    """The complaint desk's newest public key for ``slug``, made on first use (or None if there is none and
+    not ``create``). The township registers it with ``member.add`` (role ``intake``) before villagers can file."""
     with write_session(store.engine) as session:
         village = store.village_row(session, slug)
-        row = session.get(m.DeskKey, village.id)
-        if row is None and not create:
+        rows = _desk_rows(session, village.id)
+        if not rows and not create:
             return None
-        if row is None:
-            key = keys.SigningKey.generate()
-            row = m.DeskKey(village_id=village.id, public=key.public_bytes,
-                            encrypted_pem=key.to_encrypted_pem(store.log_key_passphrase), created=_now_text())
-            session.add(row)
-        return bytes(row.public)
+        return bytes(rows[0].public) if rows else _new_desk_row(store, session, village.id)
+
+
+def replace_desk_key(store: Store, slug: str) -> bytes:
+    """A new desk key for ``slug`` (the old one lost or compromised); its public key. The desk keeps signing
+    with the old key until the township registers the new one (``key.add`` for the desk member); then it
+    signs with the new one, and the township revokes the old: the village is never without a desk."""
+    with write_session(store.engine) as session:
+        return _new_desk_row(store, session, store.village_row(session, slug).id)
+
+
+def _new_desk_row(store: Store, session: Session, village_id: int) -> bytes:
+    """A new desk key, dated after every earlier one of the village (``created`` orders them)."""
+    key = keys.SigningKey.generate()
+    created = datetime.now(timezone.utc).replace(microsecond=0)
+    newest = _desk_rows(session, village_id)
+    if newest and _parse(newest[0].created) >= created:
+        created = _parse(newest[0].created) + timedelta(seconds=1)
+    session.add(m.DeskKey(village_id=village_id, public=key.public_bytes,
+                          encrypted_pem=key.to_encrypted_pem(store.log_key_passphrase), created=_text(created)))
+    return key.public_bytes
+
+
+def _desk_rows(session: Session, village_id: int) -> list[m.DeskKey]:
+    """The village's desk keys, newest first."""
+    query = select(m.DeskKey).where(m.DeskKey.village_id == village_id)
+    return sorted(session.execute(query).scalars(), key=lambda row: row.created, reverse=True)
 
 
 def _desk(store: Store, slug: str) -> keys.SigningKey:
+    """The newest desk key that is an active member key of the village."""
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
-        row = session.get(m.DeskKey, village.id)
-    if row is None:
+        rows = _desk_rows(session, village.id)
+    if not rows:
         raise DeskNotReady(f"village {slug!r} has no complaint desk key yet: make one with `villageledger desk-key "
-                           f"{slug}` and register it with member.add (role intake)")
-    key = keys.SigningKey.from_encrypted_pem(row.encrypted_pem, store.log_key_passphrase)
-    record = store.state(slug).keys.get(key.public_bytes)
-    if record is None or record.revoked_at is not None:
-        raise DeskNotReady(
-            f"the complaint desk key {b64encode(key.public_bytes)} is not an active member key of {slug!r}: "
-            "the committee adds it with member.add (role intake)"
-        )
-    return key
+                           f"{slug}` and have the township register it with member.add (role intake)")
+    state_keys = store.state(slug).keys
+    for row in rows:
+        record = state_keys.get(bytes(row.public))
+        if record is not None and record.revoked_at is None:
+            return keys.SigningKey.from_encrypted_pem(row.encrypted_pem, store.log_key_passphrase)
+    raise DeskNotReady(
+        f"the complaint desk key {b64encode(bytes(rows[0].public))} is not an active member key of {slug!r}: "
+        "the township adds it with member.add (role intake), or key.add for the desk member"
+    )
 
 
 def _desk_entry(store: Store, slug: str, kind: str, body: Mapping[str, Any], now: datetime) -> Entry:
@@ -367,17 +389,16 @@ def villager_step(store: Store, slug: str, code: str, step: str, *, now: datetim
     return _append_step(store, slug, body, "villager", text, now, lambda b: _desk_entry(store, slug, "complaint.step", b, now))
 
 
-CLOCK_SKEW = timedelta(minutes=5)
-
-
 def handler_step(store: Store, slug: str, member: Member, signed: Entry, *, text: str | None, salt: bytes | None,
                  now: datetime) -> Stepped:
-    """A handler's own signed step, dated now (within CLOCK_SKEW: a reply cannot be backdated to look on
-    time); ``text`` (a reply) is opened by ``salt`` against the step's commitment."""
+    """A handler's own signed step, dated now (as every entry: a reply cannot be backdated to look on time);
+    ``text`` (a reply) is opened by ``salt`` against the step's commitment."""
     if signed.kind != "complaint.step":
         raise ComplaintError(f"must be a complaint.step entry, not {signed.kind}", field="entry.entry.kind")
-    if abs(entry_time(signed) - now) > CLOCK_SKEW:
-        raise ComplaintError(f"must be the current time (the server's clock says {_text(now)})", field="entry.entry.time")
+    try:
+        store.check_dated_now(signed, now)
+    except EntryError as exc:
+        raise ComplaintError(str(exc), field="entry.entry.time") from exc
     owner = store.state(slug).keys.get(signed.author)
     if owner is None or owner.member != member.id:
         raise NotAuthorised("the entry must be signed with your own member key", field="entry.entry.author")
@@ -556,12 +577,8 @@ def _text(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _now_text() -> str:
-    return _text(datetime.now(timezone.utc))
-
-
 __all__ = [
     "CATEGORIES", "CaseView", "ComplaintError", "DeskNotReady", "Filed", "MonthFigures", "NotYours", "Settings", "Stepped",
-    "cases_for", "desk_public_key", "escalate_overdue", "figures", "file_complaint", "handler_step",
+    "cases_for", "desk_public_key", "escalate_overdue", "replace_desk_key", "figures", "file_complaint", "handler_step",
     "overdue", "photo", "set_settings", "settings", "track", "view", "villager_step",
 ]

@@ -3,7 +3,12 @@
 Built from the terms in shared/DOMAIN.md: grids with grid workers, ~200 households, a committee, the
 supervision committee and an auditor; a points catalogue (morality bank and credit points); a year of
 awards, deductions, redemptions at the points supermarket, a few corrections by reversal, and public
-affairs (finances, projects, meeting decisions). Every entry is signed by the member who would post it.
+affairs (finances, projects, meeting decisions). Every entry is signed by the member who would post it,
+under the checks and balances (rules 2): the township co-founds the village and appoints the supervision
+committee, the auditor and the complaint desk; a supervisor approves every deduction rule.
+
+The year is simulated: the store's clock follows the demo's (``Store.clocked``), one tick per event, so
+every entry is dated when it is posted, as on a real server.
 
 Member keys are written as encrypted key files to ``<instance>/demo-keys/<member>.key`` with the
 passphrase ``DEMO_PASSPHRASE`` so that a newcomer can sign and post as a demo member.
@@ -22,7 +27,8 @@ from typing import Any
 
 import keys
 from ledger.canonical import b64encode
-from ledger.entries import Entry, make_unsigned, sign_entry, step_commitment
+from ledger.entries import CURRENT_RULES, Entry, make_unsigned, sign_entry, step_commitment
+from ledger.state import OVERSIGHT_SIDE
 
 from . import complaints, console
 from .store import NotFound, Store
@@ -90,8 +96,11 @@ class _Clock:
         self.step = timedelta(days=350) / max(total, 1)
 
     def tick(self) -> str:
-        self.now += self.step * self.rng.uniform(0.5, 1.5)
+        self.now = (self.now + self.step * self.rng.uniform(0.5, 1.5)).replace(microsecond=0)
         return self.now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def _fake_sha256(rng: random.Random) -> str:
@@ -107,41 +116,55 @@ def build_demo(store: Store, key_folder: Path, *, households: int = 200, events:
         pass
     rng = random.Random(seed)
     clock = _Clock(rng, events + households + 60)
+    with store.clocked(clock):
+        _build(store, key_folder, clock, rng, households, events)
+    return True
+
+
+def _build(store: Store, key_folder: Path, clock: _Clock, rng: random.Random, households: int, events: int) -> None:
     members = _members(households)
     founder = members[0]
+    township = next(m for m in members if "township" in m.roles)
     genesis = sign_entry(
         make_unsigned(
             kind="village.genesis", village=SLUG, author=founder.key.public_bytes, time=clock.tick(),
+            cosigner=township.key.public_bytes,
             body={
                 "name": "清风村", "name_en": "Qingfeng Village", "township": "新安江街道", "county": "建德市",
                 "origin": f"{ORIGIN_PREFIX}/{SLUG}", "green_card_threshold": 100,
-                "founder": founder.id, "founder_name": founder.name,
+                "founder": founder.id, "founder_name": founder.name, "rules": CURRENT_RULES,
+                "authority": {"member": township.id, "name": township.name, "key": b64encode(township.key.public_bytes)},
             },
         ),
-        founder.key,
+        founder.key, township.key,
     )
     store.create_village(genesis)
     _save_keys(members, key_folder)
     poster = _Poster(store, clock)
     committee = [m for m in members if "committee" in m.roles]
     secretary = committee[0]
+    supervisor = next(m for m in members if "supervisor" in m.roles)
     poster.batch(secretary, [("grid.define", {"grid": g, "name": zh, "name_en": en}) for g, zh, en in GRIDS])
-    poster.batch(secretary, [("member.add", _member_body(m)) for m in members[1:] if m.household is None])
+    founded = {founder.id, township.id}
+    poster.batch(secretary, [("member.add", _member_body(m)) for m in members
+                             if m.id not in founded and m.household is None and not set(m.roles) & OVERSIGHT_SIDE])
+    poster.batch(township, [("member.add", _member_body(m)) for m in members
+                            if m.id not in founded and set(m.roles) & OVERSIGHT_SIDE])
     desk = {"member": "complaint-desk", "name": "投诉受理", "roles": ["intake"],
             "key": b64encode(complaints.desk_public_key(store, SLUG))}  # held by the server, not a person
-    poster.batch(secretary, [("member.add", desk)])
+    poster.batch(township, [("member.add", desk)])
     homes = _households(rng, households)
     for grid, _, _ in GRIDS:
         worker = next(m for m in members if m.grid == grid)
         poster.batch(worker, [("household.register", body) for body in homes if body["grid"] == grid])
-    poster.batch(secretary, [("member.add", _member_body(m)) for m in members[1:] if m.household is not None])
-    poster.batch(secretary, [("rule.publish", _rule_body(rule)) for rule in RULES])
+    poster.batch(secretary, [("member.add", _member_body(m)) for m in members if m.household is not None])
+    poster.batch(secretary, [("rule.publish", _rule_body(rule)) for rule in RULES if rule[4] == "award"])
+    poster.batch(secretary, [("rule.publish", _rule_body(rule)) for rule in RULES if rule[4] == "deduct"], cosigner=supervisor)
     _affairs(poster, secretary, rng)
     _daily_life(poster, members, homes, rng, events)
     _complaints(poster, members, homes)
     for name, price in GOODS:  # the points supermarket's shelf (stock is operational data, off the log)
         console.put_good(store, SLUG, GOOD_IDS[name], name=name, price=price, stock=20 if price < 100 else 3)
-    return True
 
 
 DEMO_COMPLAINTS = [
@@ -230,20 +253,24 @@ def _households(rng: random.Random, count: int) -> list[dict[str, Any]]:
 
 
 class _Poster:
-    """Signs and appends entries in batches, as a committee member would post one event at a time."""
+    """Signs and appends entries in batches, as a committee member would post one event at a time: the
+    clock ticks once an event, and every entry of the event is dated then."""
 
     def __init__(self, store: Store, clock: _Clock) -> None:
         self.store, self.clock = store, clock
 
-    def sign(self, author: DemoMember, kind: str, body: dict[str, Any], cosigner: DemoMember | None = None) -> Entry:
+    def sign(self, author: DemoMember, kind: str, body: dict[str, Any], cosigner: DemoMember | None = None,
+             *, time: str | None = None) -> Entry:
         unsigned = make_unsigned(
             kind=kind, village=SLUG, body=body, author=author.key.public_bytes,
-            cosigner=cosigner.key.public_bytes if cosigner else None, time=self.clock.tick(),
+            cosigner=cosigner.key.public_bytes if cosigner else None, time=time or self.clock.tick(),
         )
         return sign_entry(unsigned, author.key, cosigner.key if cosigner else None)
 
-    def batch(self, author: DemoMember, items: Sequence[tuple[str, dict[str, Any]]]) -> list[Entry]:
-        entries = [self.sign(author, kind, body) for kind, body in items]
+    def batch(self, author: DemoMember, items: Sequence[tuple[str, dict[str, Any]]],
+              cosigner: DemoMember | None = None) -> list[Entry]:
+        time = self.clock.tick()
+        entries = [self.sign(author, kind, body, cosigner, time=time) for kind, body in items]
         for start in range(0, len(entries), 500):
             self.store.append(SLUG, entries[start : start + 500])
         return entries
@@ -303,7 +330,7 @@ def _daily_life(poster: _Poster, members: Sequence[DemoMember], homes: Sequence[
         rule = rng.choice(awards if roll < 0.8 else deductions)
         code, _, _, _, direction, amount, evidence = rule
         group = rng.sample(list(balance), rng.randint(1, 12) if direction == "award" else 1)
-        batch = []
+        batch, time = [], poster.clock.tick()
         for household in group:
             value = amount if isinstance(amount, int) else rng.randint(*amount)
             body: dict[str, Any] = {
@@ -316,7 +343,7 @@ def _daily_life(poster: _Poster, members: Sequence[DemoMember], homes: Sequence[
             cosigner = None
             if household == committee[2].household:
                 author, cosigner = committee[2], committee[0]  # own household: needs a committee cosignature
-            entry = poster.sign(author, f"points.{direction}", body, cosigner)
+            entry = poster.sign(author, f"points.{direction}", body, cosigner, time=time)
             batch.append(entry)
             if code in morality:
                 balance[household] += value if direction == "award" else -value

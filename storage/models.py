@@ -97,6 +97,8 @@ class VillageState(SQLModel, table=True):
     county: str | None = None
     origin: str | None = None
     green_card_threshold: int | None = None
+    rules: int = 1  # the rules the log is written under (its genesis names them)
+    latest_time: str | None = Field(default=None, max_length=20)  # the latest entry time in the log
 
 
 class MemberRow(SQLModel, table=True):
@@ -108,6 +110,7 @@ class MemberRow(SQLModel, table=True):
     grid: str | None = None
     household: str | None = None
     added_at: int
+    appointed_by: str | None = Field(default=None, max_length=64)
 
 
 class MemberKeyRow(SQLModel, table=True):
@@ -117,6 +120,7 @@ class MemberKeyRow(SQLModel, table=True):
     member_id: str = Field(max_length=64)
     added_at: int
     revoked_at: int | None = None
+    added_by: str | None = Field(default=None, max_length=64)
 
 
 class GridRow(SQLModel, table=True):
@@ -273,11 +277,12 @@ class ComplaintSettingsRow(SQLModel, table=True):
 class DeskKey(SQLModel, table=True):
     """The complaint desk's signing key, held by the server (encrypted like the log keys): villagers have
     no keys, so the desk signs their receipts, answers and ratings, and the deadline escalations. The
-    committee registers its public key in the ledger as a member with the ``intake`` role."""
+    township registers its public key in the ledger as a member with the ``intake`` role. A village may
+    hold several: a replacement is made before the township registers it, so the desk never stops."""
 
     __tablename__ = "desk_keys"
     village_id: int = Field(foreign_key="villages.id", primary_key=True)
-    public: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    public: bytes = Field(sa_column=Column(LargeBinary, primary_key=True))
     encrypted_pem: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created: str = Field(max_length=20)
 

@@ -1,7 +1,9 @@
 """The store: adapts the ledger library to the database. One ``Store`` per process (per app).
 
 Append plan (``Store.append``):
-  (1) check every signature before taking any lock (the expensive part runs in parallel across workers);
+  (1) check every signature, and that every entry is dated now (within ``clock_skew`` of the server's
+      clock: its author cannot choose its date), before taking any lock (the expensive part runs in
+      parallel across workers);
   (2) take the village's write lock (SQLite: BEGIN IMMEDIATE; PostgreSQL: the village row FOR UPDATE);
   (3) an entry already in the log with identical bytes is answered with its first result; a different
       entry reusing an id is a replay;
@@ -24,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -34,8 +37,8 @@ from sqlmodel import Session, SQLModel
 
 import keys
 from ledger import bundle, merkle
-from ledger.entries import Entry, check_signatures, decode_leaf, household_commitment, utc_now
-from ledger.errors import EntryError, LedgerError, Replay, VerificationError
+from ledger.entries import Entry, check_signatures, decode_leaf, entry_time, format_time, household_commitment, utc_now
+from ledger.errors import EntryError, LedgerError, Replay, RuleViolation, VerificationError
 from ledger.note import Checkpoint, TlogProof, open_checkpoint, sign_checkpoint
 from ledger.state import (
     Case,
@@ -80,6 +83,14 @@ _CHECKPOINT_COVERING = text(
 _INSERT_ENTRIES = m.EntryRow.__table__.insert()  # type: ignore[attr-defined]
 _INSERT_NODES = m.TreeNode.__table__.insert()  # type: ignore[attr-defined]
 _INSERT_CHECKPOINT = m.CheckpointRow.__table__.insert()  # type: ignore[attr-defined]
+
+
+Clock = Callable[[], datetime]
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
 
 
 class StorageError(LedgerError):
@@ -214,10 +225,12 @@ def _same_batch_in_group(request: _Request, in_group: Mapping[str, _Request]) ->
 class Store:
     """All of a server's villages in one database."""
 
-    def __init__(self, engine: Engine, *, log_key_passphrase: bytes, node_cache_bytes: int = NODE_CACHE_BYTES) -> None:
+    def __init__(self, engine: Engine, *, log_key_passphrase: bytes, node_cache_bytes: int = NODE_CACHE_BYTES,
+                 clock: Clock = system_clock, clock_skew: timedelta = CLOCK_SKEW) -> None:
         if not log_key_passphrase:
             raise ValueError("a passphrase for the log keys is required")
         self.engine = engine
+        self.clock, self.clock_skew = clock, clock_skew
         self._passphrase = log_key_passphrase
         self._states: dict[int, State] = {}
         self._signers: dict[int, tuple[int, str, keys.SigningKey]] = {}
@@ -346,7 +359,9 @@ class Store:
             raise EntryError("a batch needs at least one entry", field="entries")
         # (1)
         seen: set[str] = set()
+        now = self.clock()
         for position, entry in enumerate(entries):
+            _at(position, self.check_dated_now, entry, now)
             _at(position, check_signatures, entry)
             if entry.id in seen:
                 raise _positioned(Replay(f"entry {entry.id} appears twice in the batch", field="entry.id"), position)
@@ -361,6 +376,25 @@ class Store:
             raise request.error
         assert request.result is not None
         return request.result
+
+    def check_dated_now(self, entry: Entry, now: datetime | None = None) -> None:
+        """An entry is dated when it is signed: within ``clock_skew`` of the server's clock (``now``, by
+        default read from it). Raises RuleViolation naming ``entry.time``."""
+        now = now or self.clock()
+        if abs(entry_time(entry) - now) > self.clock_skew:
+            raise RuleViolation(
+                f"rule 2 (time): entry time {entry.time} is more than {self.clock_skew.total_seconds() / 60:g} minutes "
+                f"from the server's clock ({format_time(now)}); an entry is dated when it is signed (an older "
+                "event's date goes in the body, e.g. occurred_on)", field="entry.time")
+
+    @contextmanager
+    def clocked(self, clock: Clock) -> Iterator[None]:
+        """Run with ``clock`` as the server's clock (the demo replays a simulated year through it)."""
+        saved, self.clock = self.clock, clock
+        try:
+            yield
+        finally:
+            self.clock = saved
 
     def _writer(self, slug: str) -> _Writer:
         with self._lock:
@@ -988,6 +1022,8 @@ def derived_rows(village_id: int, state: State, changes: Changes | None) -> dict
             "county": village.county if village else None,
             "origin": village.origin if village else None,
             "green_card_threshold": village.green_card_threshold if village else None,
+            "rules": state.rules_version,
+            "latest_time": state.latest_time or None,
         }],
         m.MemberRow: [_member_row(village_id, member) for member in pick("members", state.members)],
         m.MemberKeyRow: [_key_row(village_id, key) for key in pick("keys", state.keys)],
@@ -1010,11 +1046,13 @@ def _member_row(village_id: int, member: Member) -> dict[str, Any]:
     return {
         "village_id": village_id, "member_id": member.id, "name": member.name, "roles": " ".join(sorted(member.roles)),
         "grid": member.grid, "household": member.household, "added_at": member.added_at,
+        "appointed_by": member.appointed_by,
     }
 
 
 def _key_row(village_id: int, key: KeyRecord) -> dict[str, Any]:
-    return {"village_id": village_id, "public": key.public, "member_id": key.member, "added_at": key.added_at, "revoked_at": key.revoked_at}
+    return {"village_id": village_id, "public": key.public, "member_id": key.member, "added_at": key.added_at,
+            "revoked_at": key.revoked_at, "added_by": key.added_by}
 
 
 def _household_row(village_id: int, h: Household) -> dict[str, Any]:
@@ -1042,21 +1080,21 @@ def load_state(session: Session, village_id: int) -> State:
     row = session.get(m.VillageState, village_id)
     if row is None:
         raise NotFound(f"village {village_id} has no state")
-    state = State(size=row.size)
+    state = State(size=row.size, latest_time=row.latest_time or "")
     state.index = DbIndex(session, village_id, state)
     if row.name is not None:
         assert row.township and row.county and row.origin and row.green_card_threshold is not None
         state.village = VillageInfo(
             slug=session.get(m.Village, village_id).slug,  # type: ignore[union-attr]
             name=row.name, name_en=row.name_en, township=row.township, county=row.county,
-            origin=row.origin, green_card_threshold=row.green_card_threshold,
+            origin=row.origin, green_card_threshold=row.green_card_threshold, rules=row.rules,
         )
     where = {"village_id": village_id}
     for r in session.execute(select(m.MemberRow).filter_by(**where)).scalars():
         roles = frozenset(r.roles.split()) if r.roles else frozenset()
-        state.members[r.member_id] = Member(r.member_id, r.name, roles, r.grid, r.household, r.added_at)
+        state.members[r.member_id] = Member(r.member_id, r.name, roles, r.grid, r.household, r.added_at, r.appointed_by)
     for k in session.execute(select(m.MemberKeyRow).filter_by(**where)).scalars():
-        state.keys[k.public] = KeyRecord(k.public, k.member_id, k.added_at, k.revoked_at)
+        state.keys[k.public] = KeyRecord(k.public, k.member_id, k.added_at, k.revoked_at, k.added_by)
     for g in session.execute(select(m.GridRow).filter_by(**where)).scalars():
         state.grids[g.grid_id] = Grid(g.grid_id, g.name, g.name_en, g.defined_at)
     for h in session.execute(select(m.HouseholdRow).filter_by(**where)).scalars():

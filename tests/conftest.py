@@ -164,12 +164,12 @@ def engine(open_engine: Callable[[], Engine]) -> Engine:
 
 
 @pytest.fixture
-def make_store(engine: Engine) -> Callable[..., Store]:
+def make_store(engine: Engine, kit: Kit) -> Callable[..., Store]:
     """``make_store(engine=None, **options)``: a new Store (its own caches), on ``engine`` or the test's
-    engine, with ``Store``'s keyword ``options``."""
+    engine, with ``Store``'s keyword ``options``; its clock is the kit's (the real time unless pinned)."""
 
     def make(on: Engine | None = None, **options: Any) -> Store:
-        return Store(on or engine, log_key_passphrase=LOG_KEY_PASSPHRASE, **options)
+        return Store(on or engine, log_key_passphrase=LOG_KEY_PASSPHRASE, **{"clock": kit.clock, **options})
 
     return make
 
@@ -200,7 +200,7 @@ def app(database_url: str, village: StoredVillage, tmp_path: Path, monkeypatch: 
     """The API on the test village's database (its own engine, disposed after the test)."""
     monkeypatch.setenv("VILLAGELEDGER_INSTANCE_PATH", str(tmp_path / "instance"))
     app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
-                      "LOG_KEY_PASSPHRASE": "test-passphrase"})
+                      "LOG_KEY_PASSPHRASE": "test-passphrase", "CLOCK": village.kit.clock})
     yield app
     app.extensions["villageledger.store"].engine.dispose()
 
@@ -229,10 +229,12 @@ def login(client: FlaskClient, village: StoredVillage) -> Callable[[str], dict[s
 
 @pytest.fixture
 def desk(village: StoredVillage) -> str:
-    """The village's complaint desk: its server-held key, registered by the committee as member ``desk``
+    """The village's complaint desk: its server-held key, registered by the township as member ``desk``
     (role intake). Its base64 public key."""
     public = b64encode(complaints.desk_public_key(village.store, village.slug))
-    village.append(village.kit.sign("member.add", {"member": "desk", "name": "投诉受理台", "roles": ["intake"], "key": public}))
+    kit = village.kit
+    village.append(kit.sign("member.add", {"member": "desk", "name": "投诉受理台", "roles": ["intake"], "key": public},
+                            by=kit.appointer))
     return public
 
 

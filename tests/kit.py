@@ -1,40 +1,47 @@
 """A test village: one key per role and helpers to sign its entries, shared by every test layer.
 
-The standard setup (``Kit.setup_entries``) gives:
+The village is written under rules 2 (``Kit(rules=1)``: a log of the old rules, for the tests that show
+those logs stay verifiable). The standard setup (``Kit.setup_entries``) gives:
 - grids ``g1`` and ``g2``;
-- members: ``founder`` (committee, from genesis), ``secretary`` (committee), ``chen`` (committee, belongs
-  to household ``h1``: a conflict of interest for points on h1), ``grid1``/``grid2`` (grid workers of g1/g2),
-  ``supervisor``, ``township``, ``auditor``, ``intake`` (the complaint desk);
+- members: ``founder`` (committee) and ``township`` (the village's outside authority), both from the
+  genesis; ``secretary`` (committee), ``chen`` (committee, belongs to household ``h1``: a conflict of
+  interest for points on h1), ``grid1``/``grid2`` (grid workers of g1/g2), all added by the founder;
+  ``supervisor``, ``auditor``, ``intake`` (the complaint desk), added by the township;
 - households ``h1``, ``h2`` (grid g1) and ``h3`` (grid g2);
 - rules ``M-01`` (morality award 1..10), ``M-05`` (morality award exactly 50, evidence required),
-  ``D-01`` (morality deduction exactly 5), ``C-01`` (credit award exactly 10).
+  ``D-01`` (morality deduction exactly 5, approved by the supervisor), ``C-01`` (credit award exactly 10).
+
+Entries are dated by ``Kit.clock``: the real time unless a test pins it (``clock.set``, ``clock.advance``);
+the tests' stores and apps read the same clock, as a server reads its own.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import keys
 from ledger.canonical import b64encode
-from ledger.entries import Entry, check_signatures, make_unsigned, new_entry_id, sign_entry
+from ledger.entries import Entry, check_signatures, format_time, make_unsigned, new_entry_id, sign_entry
 from ledger.state import State, apply
 
 if TYPE_CHECKING:  # the kit itself needs no database: MemoryLedger and the entry builders run without one
     from storage import Appended, Store
 
-MEMBERS: dict[str, dict[str, Any]] = {
+MEMBERS: dict[str, dict[str, Any]] = {  # the committee's side, added by the founder
     "secretary": {"name": "李秀英", "roles": ["committee"]},
     "grid1": {"name": "吴海燕", "roles": ["grid_worker"], "grid": "g1"},
     "grid2": {"name": "孙明华", "roles": ["grid_worker"], "grid": "g2"},
+}
+OVERSIGHT: dict[str, dict[str, Any]] = {  # the oversight side, added by the township
     "supervisor": {"name": "周兰", "roles": ["supervisor"]},
-    "township": {"name": "乡镇联村干部", "roles": ["township"]},
     "auditor": {"name": "乡镇审计", "roles": ["auditor"]},
     "intake": {"name": "投诉受理", "roles": ["intake"]},
 }
+AUTHORITY = {"member": "township", "name": "乡镇联村干部"}
 CONFLICTED = {"chen": {"name": "陈志强", "roles": ["committee"], "household": "h1"}}
 HOUSEHOLDS = {"h1": "g1", "h2": "g1", "h3": "g2"}
 RULES: dict[str, dict[str, Any]] = {
@@ -51,15 +58,43 @@ EVIDENCE = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 LOG_KEY_PASSPHRASE = b"test-passphrase"  # what the tests' Stores encrypt log keys with
 
 
+class Clock:
+    """A server's clock in the tests: the real time, until a test pins it (``set``) or moves it on
+    (``advance``, which pins it first). Always whole seconds, as entries write time."""
+
+    def __init__(self) -> None:
+        self.moment: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.moment or datetime.now(UTC).replace(microsecond=0)
+
+    def set(self, moment: datetime) -> None:
+        self.moment = moment.replace(microsecond=0)
+
+    def advance(self, **delta: float) -> None:
+        self.moment = self() + timedelta(**delta)
+
+    def next_month(self) -> None:
+        """Move on to 08:00 UTC on the first day of the next month."""
+        now = self()
+        self.moment = datetime(now.year + now.month // 12, now.month % 12 + 1, 1, 8, tzinfo=UTC)
+
+    def month(self) -> str:
+        """The month it is, as the pages and the API name months (YYYY-MM, UTC)."""
+        return self().strftime("%Y-%m")
+
+
 class Kit:
     """Keys and entry builders for one test village. Entry times increase by one second per entry."""
 
-    def __init__(self, slug: str = "testvillage", origin: str | None = None) -> None:
+    def __init__(self, slug: str = "testvillage", origin: str | None = None, *, rules: int = 2,
+                 clock: Clock | None = None) -> None:
         self.slug = slug
         self.origin = origin or f"villageledger.test/{slug}"
-        names = ["founder", *MEMBERS, *CONFLICTED, "stranger"]
+        self.rules = rules
+        self.clock = clock or Clock()
+        names = ["founder", "township", *MEMBERS, *OVERSIGHT, *CONFLICTED, "stranger"]
         self.keys: dict[str, keys.SigningKey] = {name: keys.SigningKey.generate() for name in names}
-        self._seconds = itertools.count()
 
     def public(self, name: str) -> bytes:
         return self.keys[name].public_bytes
@@ -76,15 +111,16 @@ class Kit:
         return self.key_b64(name)
 
     def copy(self) -> Kit:
-        """A kit with the same keys and clock whose ``new_key`` names stay its own: tests can share one
-        signed village (signing is most of the cost of a setup) and still add keys independently."""
+        """A kit with the same keys and time whose ``new_key`` names and clock stay its own: tests can share
+        one signed village (signing is most of the cost of a setup) and still add keys and move time
+        independently."""
         twin = copy.copy(self)
         twin.keys = dict(self.keys)
+        twin.clock = copy.copy(self.clock)
         return twin
 
     def _time(self) -> str:
-        second = next(self._seconds)
-        return f"2026-01-{1 + second // 86400:02d}T{second // 3600 % 24:02d}:{second // 60 % 60:02d}:{second % 60:02d}Z"
+        return format_time(self.clock())
 
     def unsigned(self, kind: str, body: Mapping[str, Any], *, by: str = "founder", cosigner: str | None = None,
                  **overrides: Any) -> dict[str, Any]:
@@ -102,24 +138,40 @@ class Kit:
         return sign_entry(unsigned, self.keys[by], self.keys[cosigner] if cosigner else None)
 
     def genesis(self) -> Entry:
-        return self.sign("village.genesis", {
+        body = {
             "name": "测试村", "name_en": "Test Village", "township": "新安江街道", "county": "建德市",
             "origin": self.origin, "green_card_threshold": 100, "founder": "founder", "founder_name": "王建国",
-        })
+        }
+        if self.rules == 1:
+            return self.sign("village.genesis", body)
+        authority = {**AUTHORITY, "key": self.key_b64("township")}
+        return self.sign("village.genesis", {**body, "rules": 2, "authority": authority}, cosigner="township")
 
     def member_body(self, name: str) -> dict[str, Any]:
-        spec = {**MEMBERS, **CONFLICTED}[name]
+        spec = {**MEMBERS, **OVERSIGHT, **CONFLICTED, "township": {"name": AUTHORITY["name"], "roles": ["township"]}}[name]
         return {"member": name, "key": self.key_b64(name), **spec}
+
+    @property
+    def appointer(self) -> str:
+        """Who appoints the oversight side: the township under rules 2, the committee under rules 1."""
+        return "township" if self.rules >= 2 else "founder"
+
+    def publish_rule(self, code: str, spec: Mapping[str, Any], *, by: str = "founder") -> Entry:
+        """``rule.publish``; a deduction rule approved (co-signed) by the supervisor under rules 2."""
+        approver = "supervisor" if spec["direction"] == "deduct" and self.rules >= 2 else None
+        return self.sign("rule.publish", {"rule": code, **spec}, by=by, cosigner=approver)
 
     def setup_entries(self) -> list[Entry]:
         """Everything after genesis that the standard test village has (see the module docstring)."""
         entries = [self.sign("grid.define", {"grid": g, "name": f"{g} 组"}) for g in ("g1", "g2")]
         entries += [self.sign("member.add", self.member_body(name)) for name in MEMBERS]
+        oversight = [*OVERSIGHT] if self.rules >= 2 else ["supervisor", "township", "auditor", "intake"]
+        entries += [self.sign("member.add", self.member_body(name), by=self.appointer) for name in oversight]
         entries += [
             self.sign("household.register", self.household_body(h, grid)) for h, grid in HOUSEHOLDS.items()
         ]
         entries += [self.sign("member.add", self.member_body(name)) for name in CONFLICTED]
-        entries += [self.sign("rule.publish", {"rule": code, **spec}) for code, spec in RULES.items()]
+        entries += [self.publish_rule(code, spec) for code, spec in RULES.items()]
         return entries
 
     @staticmethod
@@ -149,10 +201,10 @@ class Kit:
                 self.award("h2", 50, rule="M-05", evidence=[EVIDENCE]),
                 self.sign("household.update", {"household": "h3", "public": {"label": "h3家", "lead_household": True}}),
                 self.sign("household.register", self.household_body("h4", "g2"), by="grid2"),
-                self.sign("key.add", {"member": "supervisor", "key": b64encode(spare.public_bytes)}),
-                self.sign("key.revoke", {"key": b64encode(spare.public_bytes), "reason": "设备丢失"}),
-                self.sign("member.role", {"member": "auditor", "roles": ["auditor", "intake"]}),
-                self.sign("rule.publish", {"rule": "M-01", **RULES["M-01"], "max": 12}),
+                self.sign("key.add", {"member": "supervisor", "key": b64encode(spare.public_bytes)}, by=self.appointer),
+                self.sign("key.revoke", {"key": b64encode(spare.public_bytes), "reason": "设备丢失"}, by=self.appointer),
+                self.sign("member.role", {"member": "auditor", "roles": ["auditor", "supervisor"]}, by=self.appointer),
+                self.publish_rule("M-01", {**RULES["M-01"], "max": 12}),
                 self.sign("rule.retire", {"rule": "M-05", "reason": "并入新版积分细则"}),
                 self.sign("affair.publish", {
                     "affair": "meeting-1", "category": "decision", "title": "村民代表大会决议", "text": "通过道路硬化方案",

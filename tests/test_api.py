@@ -274,10 +274,10 @@ def test_rules_affairs_and_ranking_are_public(client: FlaskClient, village: Stor
         "finance": {"direction": "expense", "amount_fen": 120000},
     })
     post(client, affair, kit.award("h2", 9), kit.award("h3", 4))
-    affairs = client.get(f"{BASE}/affairs?month=2026-01&category=finance").json["affairs"]
+    affairs = client.get(f"{BASE}/affairs?month=2026-01&category=finance").json["affairs"]  # the affair's own date
     assert [a["affair"] for a in affairs] == ["fin-1"] and affairs[0]["finance"]["amount_fen"] == 120000
     assert client.get(f"{BASE}/affairs?month=2026-02").json["affairs"] == []
-    ranking = client.get(f"{BASE}/ranking?month=2026-01").json["ranking"]
+    ranking = client.get(f"{BASE}/ranking?month={kit.clock.month()}").json["ranking"]  # the entries' own time
     assert [(r["household"], r["points"]) for r in ranking] == [("h2", 9), ("h3", 4)]
     assert "month: String does not match expected pattern." in problem(client.get(f"{BASE}/ranking?month=2026-13"), 422)["detail"]
 

@@ -17,7 +17,7 @@ from kit import EVIDENCE, Kit, MemoryLedger
 
 from ledger.entries import KINDS, Entry
 from ledger.errors import EntryError, MalformedEntry, NotAuthorised, Replay, RuleViolation
-from ledger.state import ISSUER, MAY_SIGN, SUPERMARKET, State, apply, check_accounts_balance
+from ledger.state import ISSUER, MAY_SIGN, MAY_SIGN_V1, SUPERMARKET, State, apply, check_accounts_balance
 
 H2 = "household:h2"
 MISSING_ID = "f" * 32
@@ -69,6 +69,18 @@ def kit(standard: MemoryLedger) -> Kit:
 def ledger(standard: MemoryLedger, kit: Kit) -> MemoryLedger:
     """This test's copy of the standard village: genesis and setup, no points yet."""
     return standard.copy(kit)
+
+
+@pytest.fixture(scope="module")
+def standard_v1() -> MemoryLedger:
+    """The standard village written under rules 1 (before the checks and balances), signed once."""
+    return MemoryLedger(Kit(rules=1))
+
+
+@pytest.fixture
+def old(standard_v1: MemoryLedger) -> MemoryLedger:
+    """This test's copy of the rules-1 village (its kit: ``old.kit``, with keys of its own)."""
+    return standard_v1.copy(standard_v1.kit.copy())
 
 
 @pytest.fixture
@@ -123,9 +135,9 @@ def test_genesis_is_only_the_first_entry(refuse: Callable[..., EntryError], kit:
     refuse(kit.genesis(), NotAuthorised, "^village.genesis may only be the first entry of a log$")
 
 
-def test_genesis_is_signed_by_the_founder_alone(kit: Kit) -> None:
-    cosigned = kit.sign("village.genesis", kit.genesis().body, cosigner="secretary")
-    error = refused(State(), cosigned, NotAuthorised, "^village.genesis is signed by the founder alone$")
+def test_genesis_is_signed_by_the_founder_alone_under_rules_1(old: MemoryLedger) -> None:
+    cosigned = old.kit.sign("village.genesis", old.kit.genesis().body, cosigner="secretary")
+    error = refused(State(), cosigned, NotAuthorised, "^village.genesis is signed by the founder alone under rules 1$")
     assert error.field == "entry.cosigner"
 
 
@@ -229,11 +241,12 @@ def test_an_auditor_cannot_cosign(refuse: Callable[..., EntryError], kit: Kit) -
 
 # (4) Roles: which role may sign which kind ---------------------------------------------------------------
 
-# The specification, written out (docs/data-model.md); MAY_SIGN must say the same.
+# The specification, written out (docs/data-model.md); MAY_SIGN must say the same. Who may appoint whom
+# (the committee its side, the township the oversight side) is in test_checks_and_balances.py.
 ALLOWED: dict[str, set[str]] = {
-    "member.add": {"committee"},
-    "member.role": {"committee"},
-    "key.add": {"committee"},  # a stolen key must not mint another that outlives its revocation
+    "member.add": {"committee", "township"},
+    "member.role": {"committee", "township"},
+    "key.add": {"committee", "township"},  # a stolen key must not mint another that outlives its revocation
     "key.revoke": {"committee", "grid_worker", "supervisor", "township", "intake"},
     "grid.define": {"committee"},
     "household.register": {"committee", "grid_worker"},
@@ -260,23 +273,36 @@ SIGNER_OF_ROLE = {
 
 def test_may_sign_is_the_specified_table() -> None:
     assert {kind: set(roles) for kind, roles in MAY_SIGN.items()} == ALLOWED
+    appointments = ("member.add", "member.role", "key.add")
+    assert {kind: set(roles) for kind, roles in MAY_SIGN_V1.items()} == {
+        **ALLOWED, **{kind: {"committee"} for kind in appointments}}, "rules 1: the committee appointed everyone"
     assert set(MAY_SIGN) == set(KINDS) - {"village.genesis"}, (
         "genesis is signed by whoever founds the village"
     )
 
 
-def body_for(kind: str, signer: str, kit: Kit, awarded: Entry) -> dict[str, Any]:
-    """A body of ``kind`` that ``signer`` may sign if their role allows the kind (own key, own grid g1)."""
+def body_for(kind: str, signer: str, ledger: MemoryLedger, awarded: Entry) -> dict[str, Any]:
+    """A body of ``kind`` that ``signer`` may sign if their role allows the kind (own side, own key, own
+    grid g1)."""
+    kit = ledger.kit
+    side = "township" if signer in ("township", "supervisor", "intake", "auditor") else "committee"
+
+    def spare_key() -> str:  # a second key of the signer's, so revoking one leaves the member a key
+        ledger.post("key.add", {"member": signer, "key": kit.new_key(f"{signer}-spare")},
+                    by="township" if side == "township" else "founder")
+        return kit.key_b64(f"{signer}-spare")
+
     bodies: dict[str, Callable[[], dict[str, Any]]] = {
         "member.add": lambda: {
             "member": "newbie",
             "name": "新人",
-            "roles": ["intake"],
+            "roles": ["supervisor" if side == "township" else "committee"],
             "key": kit.new_key("newbie"),
         },
-        "member.role": lambda: {"member": "supervisor", "roles": ["supervisor", "intake"]},
+        "member.role": lambda: {"member": "supervisor", "roles": ["supervisor", "auditor"]} if side == "township"
+        else {"member": "secretary", "roles": ["committee"]},
         "key.add": lambda: {"member": signer, "key": kit.new_key(f"{signer}-phone")},
-        "key.revoke": lambda: {"key": kit.key_b64(signer), "reason": "换手机"},
+        "key.revoke": lambda: {"key": spare_key(), "reason": "换手机"},
         "grid.define": lambda: {"grid": "g3", "name": "三组"},
         "household.register": lambda: kit.household_body("h4", "g1"),
         "household.update": lambda: {"household": "h2", "number": "g1-22"},
@@ -313,7 +339,7 @@ def test_each_role_signs_only_its_kinds(
     ledger: MemoryLedger, kit: Kit, awarded: Entry, kind: str, role: str
 ) -> None:
     signer = SIGNER_OF_ROLE[role]
-    entry = kit.sign(kind, body_for(kind, signer, kit, awarded), by=signer)
+    entry = kit.sign(kind, body_for(kind, signer, ledger, awarded), by=signer)
     if role == "auditor":
         refused(ledger.state, entry, NotAuthorised, r"^member auditor \(auditor\) may not sign entries$")
     elif role in ALLOWED[kind]:
@@ -380,7 +406,7 @@ def test_a_grid_worker_acts_in_their_own_grid(ledger: MemoryLedger, kit: Kit) ->
 
 
 @pytest.mark.parametrize("member", ["supervisor", "grid1"])
-def test_only_the_committee_adds_keys(refuse: Callable[..., EntryError], kit: Kit, member: str) -> None:
+def test_only_the_committee_and_the_township_add_keys(refuse: Callable[..., EntryError], kit: Kit, member: str) -> None:
     for owner in (member, "intake"):  # their own key, or another member's
         entry = kit.sign(
             "key.add", {"member": owner, "key": kit.new_key(f"{owner}-phone-{member}")}, by=member
@@ -390,7 +416,7 @@ def test_only_the_committee_adds_keys(refuse: Callable[..., EntryError], kit: Ki
 
 
 def test_a_member_may_revoke_their_own_key(ledger: MemoryLedger, kit: Kit) -> None:
-    ledger.post("key.add", {"member": "supervisor", "key": kit.new_key("supervisor-phone")}, by="secretary")
+    ledger.post("key.add", {"member": "supervisor", "key": kit.new_key("supervisor-phone")}, by="township")
     ledger.post(
         "key.revoke", {"key": kit.key_b64("supervisor"), "reason": "旧手机丢失"}, by="supervisor-phone"
     )
@@ -400,8 +426,16 @@ def test_a_member_may_revoke_their_own_key(ledger: MemoryLedger, kit: Kit) -> No
 
 def test_a_member_may_not_revoke_another_members_key(refuse: Callable[..., EntryError], kit: Kit) -> None:
     entry = kit.sign("key.revoke", {"key": kit.key_b64("grid1"), "reason": "恶意"}, by="supervisor")
-    error = refuse(entry, NotAuthorised, r"^only the committee may revoke another member's keys \(grid1\)$")
+    error = refuse(entry, NotAuthorised, r"^rule 2 \(appointments\): only the committee may appoint, change or remove "
+                                         r"a member holding grid_worker, or add or revoke their keys; supervisor may not$")
     assert error.field == "entry.body.key"
+
+
+def test_under_rules_1_only_the_committee_revoked_another_members_key(old: MemoryLedger) -> None:
+    entry = old.kit.sign("key.revoke", {"key": old.kit.key_b64("grid1"), "reason": "恶意"}, by="supervisor")
+    error = refused(old.state, entry, NotAuthorised, r"^only the committee may revoke another member's keys \(grid1\)$")
+    assert error.field == "entry.body.key"
+    old.post("key.revoke", {"key": old.kit.key_b64("supervisor"), "reason": "换人"}, by="secretary")
 
 
 def test_revoking_an_unregistered_key_is_refused(refuse: Callable[..., EntryError], kit: Kit) -> None:
@@ -409,7 +443,7 @@ def test_revoking_an_unregistered_key_is_refused(refuse: Callable[..., EntryErro
     refuse(entry, RuleViolation, f"^key {key_pattern(kit, 'stranger')} is not registered$")
 
 
-def test_the_committee_may_add_and_revoke_anyones_key(ledger: MemoryLedger, kit: Kit) -> None:
+def test_the_committee_may_add_and_revoke_the_keys_of_its_side(ledger: MemoryLedger, kit: Kit) -> None:
     ledger.post("key.add", {"member": "grid1", "key": kit.new_key("grid1-phone")}, by="secretary")
     ledger.post("key.revoke", {"key": kit.key_b64("grid1"), "reason": "手机丢失"}, by="secretary")
     ledger.append(kit.award("h2", 2, by="grid1-phone"))
@@ -427,7 +461,8 @@ def test_a_key_cannot_be_registered_twice(refuse: Callable[..., EntryError], kit
 # (5) Conflicts of interest -------------------------------------------------------------------------------
 
 CONFLICT = (
-    "^member chen belongs to household h1: points for it need a cosignature from another committee member$"
+    r"^rule 2 \(conflict of interest\): member chen belongs to household h1: points for it need the cosignature "
+    "of an independent committee member or a supervisor$"
 )
 
 
@@ -465,15 +500,15 @@ def test_the_cosigner_is_not_the_same_member(
     refuse(
         kit.award("h1", by="chen", cosigner=chen_phone),
         NotAuthorised,
-        "^the cosigner must be a different member from the author$",
+        r"^rule 2 \(independent cosigner\): the cosigner chen is the author$",
     )
 
 
-def test_the_cosigner_is_a_committee_member(refuse: Callable[..., EntryError], kit: Kit) -> None:
+def test_the_cosigner_is_a_committee_member_or_a_supervisor(refuse: Callable[..., EntryError], kit: Kit) -> None:
     refuse(
         kit.award("h1", by="chen", cosigner="grid1"),
         NotAuthorised,
-        "^the cosigner grid1 is not a committee member$",
+        r"^rule 2 \(conflict of interest\).*; the cosigner grid1 holds grid_worker$",
     )
 
 
@@ -483,13 +518,24 @@ def test_the_cosigner_is_not_of_the_same_household(
     refuse(
         kit.award("h1", by="chen", cosigner=chens_wife),
         NotAuthorised,
-        "^the cosigner chenwife also belongs to household h1$",
+        r"^rule 2 \(independent cosigner\): the cosigner chenwife belongs to the author's household h1$",
     )
     refuse(
         kit.award("h1", by="secretary", cosigner="chen"),
         NotAuthorised,
-        "^the cosigner chen also belongs to household h1$",
+        r"^rule 2 \(independent cosigner\): the cosigner chen belongs to household h1, which the entry is about$",
     )
+
+
+def test_under_rules_1_the_cosigner_was_any_other_committee_member(old: MemoryLedger) -> None:
+    kit = old.kit
+    refused(old.state, kit.award("h1", by="chen"), NotAuthorised,
+            "^member chen belongs to household h1: points for it need a cosignature from another committee member$")
+    refused(old.state, kit.award("h1", by="chen", cosigner="grid1"), NotAuthorised,
+            "^the cosigner grid1 is not a committee member$")
+    old.post("member.add", {"member": "chens-friend", "name": "陈友", "roles": ["committee"], "key": kit.new_key("chens-friend")},
+             by="chen")
+    old.append(kit.award("h1", 2, by="chen", cosigner="chens-friend"))
 
 
 def test_a_committee_cosignature_resolves_the_conflict(ledger: MemoryLedger, kit: Kit) -> None:
@@ -635,7 +681,7 @@ def test_a_deduction_cannot_use_an_award_rule(refuse: Callable[..., EntryError],
         ),
         pytest.param(
             "member.role",
-            {"member": "nobody", "roles": ["intake"]},
+            {"member": "nobody", "roles": ["committee"]},
             "^member 'nobody' does not exist$",
             "entry.body.member",
             id="member",
@@ -857,16 +903,17 @@ def test_only_the_desk_speaks_for_the_villager_and_the_clock(complaints: MemoryL
 def test_a_case_goes_from_received_to_rated(complaints: MemoryLedger, kit: Kit) -> None:
     receipt = RECEIPTS["supervision"]
     statuses = []
-    for entry in (
-        step(kit, receipt, "accept", by="supervisor"),
-        step(kit, receipt, "assign", by="supervisor", assignee="township"),
-        step(kit, receipt, "start", by="township"),
-        step(kit, receipt, "answer", by="intake", commitment="12" * 32),
-        step(kit, receipt, "reply", by="township", commitment="34" * 32),
-        step(kit, receipt, "close", by="supervisor"),
-        step(kit, receipt, "rate", by="intake", rating="basically_satisfied", resolved=True),
+    for make in (
+        lambda: step(kit, receipt, "accept", by="supervisor"),
+        lambda: step(kit, receipt, "assign", by="supervisor", assignee="township"),
+        lambda: step(kit, receipt, "start", by="township"),
+        lambda: step(kit, receipt, "answer", by="intake", commitment="12" * 32),
+        lambda: step(kit, receipt, "reply", by="township", commitment="34" * 32),
+        lambda: step(kit, receipt, "close", by="supervisor"),
+        lambda: step(kit, receipt, "rate", by="intake", rating="basically_satisfied", resolved=True),
     ):
-        complaints.append(entry)
+        kit.clock.advance(hours=1)
+        complaints.append(make())
         statuses.append(complaints.state.cases[receipt].status)
     assert statuses == ["accepted", "assigned", "in_progress", "in_progress", "replied", "closed", "closed"]
     case = complaints.state.cases[receipt]
@@ -979,7 +1026,8 @@ def test_a_deduction_may_not_name_a_complaint(complaints: MemoryLedger, kit: Kit
 def test_no_deduction_rule_may_target_speaking_up(ledger: MemoryLedger, kit: Kit, field: str, text: str) -> None:
     body = {"rule": "D-09", "title_zh": "乱扔垃圾", "title_en": "Littering", "ledger": "morality", "direction": "deduct",
             "amount": 5, "evidence_required": False, field: text}
-    error = refused(ledger.state, kit.sign("rule.publish", body), RuleViolation, "^a deduction rule may not target speaking up")
+    approved = kit.sign("rule.publish", body, cosigner="supervisor")  # even a supervisor cannot approve it
+    error = refused(ledger.state, approved, RuleViolation, "^a deduction rule may not target speaking up")
     assert error.field == f"entry.body.{field}"
     ledger.post("rule.publish", {**body, "direction": "award", "rule": "M-09"})  # an award for reporting is fine
 
@@ -1014,7 +1062,7 @@ def test_a_new_version_keeps_ledger_and_direction(
     refuse: Callable[..., EntryError], kit: Kit, change: dict[str, str]
 ) -> None:
     error = refuse(
-        kit.sign("rule.publish", {**M01, **change}),
+        kit.sign("rule.publish", {**M01, **change}, cosigner="supervisor" if "direction" in change else None),
         RuleViolation,
         "^a new version of rule M-01 must keep ledger morality and direction award$",
     )
@@ -1032,27 +1080,27 @@ def test_the_last_committee_key_cannot_be_revoked(founder_only: MemoryLedger, ki
         founder_only.state,
         kit.sign("key.revoke", {"key": kit.key_b64("founder"), "reason": "离任"}),
         RuleViolation,
-        "^the village would be left with no active committee key$",
+        "^the village would be left with no active committee key; add the new key or member first$",
     )
 
 
 def test_the_last_committee_member_keeps_the_role(founder_only: MemoryLedger, kit: Kit) -> None:
     refused(
         founder_only.state,
-        kit.sign("member.role", {"member": "founder", "roles": ["supervisor"]}),
+        kit.sign("member.role", {"member": "founder", "roles": []}),
         RuleViolation,
-        "^the village would be left with no active committee key$",
+        "^the village would be left with no active committee key; add the new key or member first$",
     )
 
 
 def test_a_committee_member_may_go_while_another_remains(ledger: MemoryLedger, kit: Kit) -> None:
     ledger.post("key.revoke", {"key": kit.key_b64("chen"), "reason": "离任"})
-    ledger.post("member.role", {"member": "secretary", "roles": ["supervisor"]})
+    ledger.post("member.role", {"member": "secretary", "roles": []})
     refused(
         ledger.state,
         kit.sign("key.revoke", {"key": kit.key_b64("founder"), "reason": "离任"}),
         RuleViolation,
-        "^the village would be left with no active committee key$",
+        "^the village would be left with no active committee key; add the new key or member first$",
     )
 
 
@@ -1200,8 +1248,9 @@ def test_any_points_sequence_keeps_the_books(standard: MemoryLedger, ops: list[d
     )
 
 
-def test_a_complaint_step_is_never_dated_before_the_last_one(complaints: MemoryLedger, kit: Kit) -> None:
+def test_a_complaint_step_like_every_entry_is_never_dated_before_the_log(complaints: MemoryLedger, kit: Kit) -> None:
     receipt = RECEIPTS["committee"]
-    filed = complaints.state.cases[receipt].filed
+    latest = complaints.state.latest_time
     earlier = kit.sign("complaint.step", {"receipt": receipt, "step": "accept"}, by="secretary", time="2025-12-31T23:59:59Z")
-    refused(complaints.state, earlier, RuleViolation, f"^a step of complaint {receipt} may not be dated before its last step \\({filed}\\)$")
+    refused(complaints.state, earlier, RuleViolation, rf"^rule 2 \(time\): entry time 2025-12-31T23:59:59Z is more than 5 "
+            rf"minutes before the latest time in the log \({latest}\); times never go backwards along the log$")

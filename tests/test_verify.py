@@ -71,7 +71,7 @@ def standard() -> MemoryLedger:
 
 @pytest.fixture(scope="module")
 def active(standard: MemoryLedger) -> MemoryLedger:
-    """The standard village after two rounds of ordinary activity (41 entries), signed once."""
+    """The standard village after two rounds of ordinary activity (40 entries), signed once."""
     active = standard.copy(standard.kit.copy())
     for entry in active.kit.activity(rounds=2):
         active.append(entry)
@@ -92,7 +92,7 @@ def fresh(standard: MemoryLedger, kit: Kit) -> MemoryLedger:
 
 @pytest.fixture
 def ledger(active: MemoryLedger, kit: Kit) -> MemoryLedger:
-    """This test's copy of the active village (41 entries)."""
+    """This test's copy of the active village (40 entries)."""
     return active.copy(kit)
 
 
@@ -177,7 +177,7 @@ def test_an_honest_bundle_verifies(
     ledger.append(kit.award("h3", 10, rule="C-01", by="grid2"))
     ledger.append(kit.award("h2", 50, rule="M-05", evidence=[EVIDENCE]))
     report = verify_bundle(make_bundle(ledger.entries), trusted, workers=0)
-    assert (report.village, report.origin, report.size) == (kit.slug, kit.origin, 22)
+    assert (report.village, report.origin, report.size) == (kit.slug, kit.origin, 21)
     assert report.root == merkle.root_of([merkle.hash_leaf(e.leaf) for e in ledger.entries])
     assert report.checkpoints == 3, "after 8, 16 and 21 entries"
     assert report.balances == {
@@ -185,14 +185,14 @@ def test_an_honest_bundle_verifies(
         "morality": {"household:h2": 53, "supermarket": 2, "village": -55},
     }
     assert report.attachments == [EVIDENCE]
-    assert report.summary().startswith(f"village {kit.slug}: 22 entries verified, root ")
+    assert report.summary().startswith(f"village {kit.slug}: 21 entries verified, root ")
 
 
 def test_the_verifier_gives_the_same_report_in_process_and_in_workers(
     honest: list[bytes], trusted: list[NoteVerifier], ledger: MemoryLedger
 ) -> None:
     in_process = verify_bundle(honest, trusted, workers=0)
-    assert isinstance(in_process, Report) and in_process.size == len(ledger.entries) == 41
+    assert isinstance(in_process, Report) and in_process.size == len(ledger.entries) == 40
     assert verify_bundle(honest, trusted, workers=2) == in_process
 
 
@@ -380,7 +380,7 @@ def test_an_omitted_attachment_is_refused(honest: list[bytes], trusted: list[Not
 @pytest.mark.parametrize("keep", [-1, 30], ids=["no end line", "cut after entry 30"])
 def test_a_truncated_bundle_is_refused(honest: list[bytes], trusted: list[NoteVerifier], keep: int) -> None:
     if keep < 0:
-        lines, size = honest[:-1], 41
+        lines, size = honest[:-1], 40
     else:
         entries = [i for i, line in enumerate(honest) if line.startswith(b'{"entry":')]
         lines, size = honest[: entries[keep - 1] + 1], keep
@@ -391,7 +391,7 @@ def test_an_entry_after_the_footer_is_refused(
     honest: list[bytes], trusted: list[NoteVerifier], kit: Kit
 ) -> None:
     honest.insert(len(honest) - 1, bundle.entry_line(kit.award("h2", 1).leaf))
-    refused(honest, trusted, "^entry 41 appears after the bundle footer$", 41)
+    refused(honest, trusted, "^entry 40 appears after the bundle footer$", 40)
 
 
 # Bundle structure --------------------------------------------------------------------------------------
@@ -408,7 +408,7 @@ def test_a_bundle_has_one_header(honest: list[bytes], trusted: list[NoteVerifier
 def test_no_checkpoint_follows_the_footer(honest: list[bytes], trusted: list[NoteVerifier]) -> None:
     last_checkpoint = max(i for i, line in enumerate(honest) if line.startswith(b'{"checkpoint":'))
     lines = [*honest, honest[last_checkpoint]]
-    refused(lines, trusted, r"^a checkpoint appears after the bundle footer \(at 41 entries\)$", 41)
+    refused(lines, trusted, r"^a checkpoint appears after the bundle footer \(at 40 entries\)$", 40)
 
 
 @pytest.mark.parametrize("line", ['{"balances":', '{"attachments":'])
@@ -425,7 +425,7 @@ def test_an_unknown_bundle_line_is_refused(honest: list[bytes], trusted: list[No
 
 
 def test_a_bundle_line_must_be_strict_json(honest: list[bytes], trusted: list[NoteVerifier]) -> None:
-    honest.insert(-1, b'{"end":{"size":41},"end":{"size":41}}\n')
+    honest.insert(-1, b'{"end":{"size":40},"end":{"size":40}}\n')
     refused(honest, trusted, f"^bundle line {len(honest) - 1}: duplicate JSON member 'end'$", None)
 
 
@@ -450,7 +450,7 @@ def test_a_kept_checkpoint_that_agrees_verifies(
     honest: list[bytes], trusted: list[NoteVerifier], ledger: MemoryLedger, kept: Callable[..., Checkpoint]
 ) -> None:
     report = verify_bundle(honest, trusted, known=[kept(ledger.entries[:23])], workers=0)
-    assert report.size == 41
+    assert report.size == 40
 
 
 def test_a_kept_checkpoint_of_a_fork_is_refused(
@@ -470,11 +470,11 @@ def test_a_kept_checkpoint_beyond_the_bundle_is_refused(
     ledger: MemoryLedger,
     kept: Callable[..., Checkpoint],
 ) -> None:
-    # The log once signed 41 entries; a bundle of 35 is a rollback, which a kept checkpoint must expose.
+    # The log once signed 40 entries; a bundle of 35 is a rollback, which a kept checkpoint must expose.
     refused(
         make_bundle(ledger.entries[:35]),
         trusted,
-        "^the bundle ends at 35 entries, before the checkpoint of size 41 you kept: "
+        "^the bundle ends at 35 entries, before the checkpoint of size 40 you kept: "
         "the log was rolled back or this bundle is cut short$",
         35,
         known=[kept(ledger.entries)],
@@ -501,7 +501,7 @@ def test_checkpoints_from_before_a_rotation_verify_with_both_keys(
 ) -> None:
     lines, new_key = rotated
     report = verify_bundle(lines, [*trusted, verifier(new_key)], workers=0)
-    assert (report.size, report.checkpoints) == (41, 6)
+    assert (report.size, report.checkpoints) == (40, 5)
 
 
 def test_checkpoints_from_before_a_rotation_need_the_old_key(
