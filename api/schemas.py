@@ -307,6 +307,19 @@ class CaseList(Schema):
     items = fields.List(fields.Nested(CaseSchema), required=True)
 
 
+class ProtectedDeduction(Schema):
+    entry_id = fields.String(required=True)
+    index = fields.Integer(required=True)
+    time = fields.String(required=True)
+    household = fields.String(required=True)
+    amount = fields.Integer(required=True)
+    supervisor_cosigned = fields.Boolean(required=True)
+
+
+class ProtectedDeductionList(Schema):
+    items = fields.List(fields.Nested(ProtectedDeduction), required=True)
+
+
 class StepSchema(Schema):
     entry_id = fields.String(required=True)
     step = fields.String(required=True)

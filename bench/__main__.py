@@ -119,7 +119,7 @@ def run_backend(
     built = build(backend, url, village, settings, progress)
     progress(f"{backend}: raw verify + INSERT peers, state reload")
     raw_entries = extra_entries(
-        village.kit, village.seed, "raw", settings.raw_singles + settings.raw_batches * BATCH
+        village.kit, village.seed, "raw", settings.raw_singles + settings.raw_batches * BATCH, after=built.mirror.size
     )
     raw = measure_raw(built.store.engine, raw_entries, settings.raw_singles)
     reload = state_reload(built, village, settings.reload_appends)

@@ -27,7 +27,7 @@ from ledger.note import open_checkpoint
 from storage import Store, make_engine, reads
 from storage.migrate import upgrade
 
-from .dataset import BATCH, SLUG, Village, extra_entries
+from .dataset import BATCH, BENCH_CLOCK_SKEW, SLUG, Village, extra_entries
 from .measure import Latency, latencies, rate
 from .report import Figure, Peer, Report
 
@@ -273,7 +273,7 @@ def _household_pages(store: Store, rounds: int) -> Latency:
 
 def _growth_point(built: Built, village: Village, batch_times: list[float], params: Params) -> Growth:
     size = built.mirror.size
-    singles = extra_entries(village.kit, village.seed, f"single-{size}", params.single_appends)
+    singles = extra_entries(village.kit, village.seed, f"single-{size}", params.single_appends, after=size)
     single = _appends(built.store, built.mirror, singles)
     size = built.mirror.size
     indexes, firsts = proof_sample(village.seed, size, params.proof_samples)
@@ -287,7 +287,7 @@ def build(backend: str, url: str, village: Village, params: Params, progress: Ca
     # (1)
     engine = make_engine(url)
     upgrade(engine)
-    store = Store(engine, log_key_passphrase=LOG_KEY_PASSPHRASE.encode())
+    store = Store(engine, log_key_passphrase=LOG_KEY_PASSPHRASE.encode(), clock_skew=BENCH_CLOCK_SKEW)
     built = Built(backend, url, store, LogMirror())
     pending = sorted(params.sizes)
     batch_times: list[float] = []
@@ -313,8 +313,8 @@ def build(backend: str, url: str, village: Village, params: Params, progress: Ca
 def state_reload(built: Built, village: Village, count: int) -> tuple[Latency, Latency]:
     """Single appends through this store when another store (another gunicorn worker) appended just
     before, so the cached village state is stale, beside back-to-back appends through one store."""
-    other = Store(make_engine(built.url), log_key_passphrase=LOG_KEY_PASSPHRASE.encode())
-    entries = extra_entries(village.kit, village.seed, "reload", 3 * count)
+    other = Store(make_engine(built.url), log_key_passphrase=LOG_KEY_PASSPHRASE.encode(), clock_skew=BENCH_CLOCK_SKEW)
+    entries = extra_entries(village.kit, village.seed, "reload", 3 * count, after=built.mirror.size)
     stale: list[float] = []
     for mine, theirs in zip(entries[:count], entries[count : 2 * count]):
         other.append(SLUG, [theirs])

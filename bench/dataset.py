@@ -34,6 +34,9 @@ HOUSEHOLDS = 2000
 BATCH = 1000
 KEY_PASSPHRASE = b"bench-member-keys"  # the cached member keys are test keys; this only satisfies keys/
 START = datetime(2026, 1, 1, tzinfo=UTC)
+# The bench replays a simulated timeline (entry n is dated START + n seconds), so its servers accept any
+# distance from their own clock; the ledger's own rule (times never go backwards) still holds throughout.
+BENCH_CLOCK_SKEW = timedelta(days=365 * 100)
 GRID_WORKERS = {"g1": "grid1", "g2": "grid2"}
 GOODS = ("香皂", "洗衣粉", "食用油", "毛巾", "酱油")
 
@@ -68,23 +71,28 @@ def require_same_as_library(entries: list[Entry], every: int) -> None:
 
 
 class Signer:
-    """Signs entries for the kit's members; ids come from ``rng``, times tick one second per entry."""
+    """Signs entries for the kit's members; ids come from ``rng``; times start ``first_second`` after START
+    and tick ``step`` seconds per entry (the village's timeline is simulated: see ``BENCH_CLOCK_SKEW``)."""
 
-    def __init__(self, kit: Kit, rng: random.Random, first_second: int = 0) -> None:
-        self.kit, self.rng, self.second = kit, rng, first_second
+    def __init__(self, kit: Kit, rng: random.Random, first_second: int = 0, step: int = 1) -> None:
+        self.kit, self.rng, self.second, self.step = kit, rng, first_second, step
 
-    def sign(self, kind: str, body: Mapping[str, Any], *, by: str = "founder") -> Entry:
+    def sign(self, kind: str, body: Mapping[str, Any], *, by: str = "founder", cosigner: str | None = None) -> Entry:
         unsigned = make_unsigned(
             kind=kind,
             village=self.kit.slug,
             body=body,
             author=self.kit.public(by),
+            cosigner=self.kit.public(cosigner) if cosigner else None,
             time=(START + timedelta(seconds=self.second)).strftime("%Y-%m-%dT%H:%M:%SZ"),
             entry_id=f"{self.rng.getrandbits(128):032x}",
         )
-        self.second += 1
-        signature = self.kit.keys[by].sign(signing_message(unsigned))
-        wire = {"entry": unsigned, "signatures": [{"key": unsigned["author"], "sig": b64encode(signature)}]}
+        self.second += self.step
+        message = signing_message(unsigned)
+        signers = [by] if cosigner is None else [by, cosigner]
+        wire = {"entry": unsigned, "signatures": [
+            {"key": self.kit.key_b64(name), "sig": b64encode(self.kit.keys[name].sign(message))} for name in signers
+        ]}
         return entry_from_wire(wire, canonical_json(wire))
 
 
@@ -166,18 +174,24 @@ def village_entries(kit: Kit, seed: int, size: int) -> Iterator[Entry]:
     rules, households h1-h3), households h4..h2000, then activity."""
     rng = random.Random(seed)
     signer = Signer(kit, rng)
-    setup = [(e.kind, e.unsigned["body"]) for e in (kit.genesis(), *kit.setup_entries())]
-    setup += [("household.register", kit.household_body(h, grid_of(h))) for h in household_ids()[3:]]
+    name_of = {key.public_bytes: name for name, key in kit.keys.items()}
+    setup = [(e.kind, e.unsigned["body"], name_of[e.author], name_of.get(e.cosigner)) for e in (kit.genesis(), *kit.setup_entries())]
+    setup += [("household.register", kit.household_body(h, grid_of(h)), "founder", None) for h in household_ids()[3:]]
     activity = Activity(signer, rng)
     for count in range(size):
-        yield signer.sign(*setup[count]) if count < len(setup) else activity.next()
+        if count < len(setup):
+            kind, body, by, cosigner = setup[count]
+            yield signer.sign(kind, body, by=by, cosigner=cosigner)
+        else:
+            yield activity.next()
 
 
-def extra_entries(kit: Kit, seed: int, label: str, count: int, *, credit_share: float = 0.2) -> list[Entry]:
-    """``count`` fresh awards (morality and credit, always valid in any order) for appends after the
-    village is built; the same (seed, label) gives the same entries."""
+def extra_entries(kit: Kit, seed: int, label: str, count: int, *, after: int, credit_share: float = 0.2) -> list[Entry]:
+    """``count`` fresh awards (morality and credit, always valid in any order) for appends once the log
+    holds ``after`` entries, all dated then (so the village's later entries do not go back in time); the
+    same (seed, label) gives the same entries."""
     rng = random.Random(f"{seed}/{label}")
-    activity = Activity(Signer(kit, rng, first_second=10_000_000), rng)
+    activity = Activity(Signer(kit, rng, first_second=after, step=0), rng)
     households = household_ids()
     return [
         activity.credit(h) if rng.random() < credit_share else activity.award(h)
@@ -213,7 +227,7 @@ class Village:
 
 def load_village(cache: Path, seed: int, size: int, *, progress: Any = print) -> Village:
     """The data set for (seed, size) from ``cache``, generating and caching it first if needed."""
-    path = cache / f"village-seed{seed}-n{size}.vlbundle"
+    path = cache / f"village-rules2-seed{seed}-n{size}.vlbundle"
     key_file = path.with_suffix(".keys.json")
     kit = Kit(SLUG, origin=f"villageledger.bench/{SLUG}")
     if path.exists() and key_file.exists():

@@ -39,7 +39,7 @@ from storage import plates
 
 from . import ROOT
 from .core import LOG_KEY_PASSPHRASE, Built
-from .dataset import BATCH, HOUSEHOLDS, SLUG, Village, extra_entries
+from .dataset import BATCH, BENCH_CLOCK_SKEW, HOUSEHOLDS, SLUG, Village, extra_entries
 from .measure import Latency, LateWakeups
 from .report import Figure, Peer, Report
 
@@ -175,6 +175,7 @@ def _api_env(built: Built, work: Path) -> dict[str, str]:
         "VILLAGELEDGER_SECRET_KEY": "bench-secret-key",
         "VILLAGELEDGER_LOG_KEY_PASSPHRASE": LOG_KEY_PASSPHRASE,
         "VILLAGELEDGER_INSTANCE_PATH": str(work / "instance"),
+        "VILLAGELEDGER_CLOCK_SKEW_SECONDS": str(int(BENCH_CLOCK_SKEW.total_seconds())),  # a simulated timeline
     }
 
 
@@ -204,8 +205,9 @@ def http_figures(
     )
     leaf_hashes = work / "leaf-hashes.bin"
     leaf_hashes.write_bytes(b"".join(built.mirror.hashes))
-    singles = extra_entries(village.kit, village.seed, f"http-single-{tag}", int(seconds * 600))
-    batched = extra_entries(village.kit, village.seed, f"http-batch-{tag}", BATCH * (int(seconds * 1.5) + 4))
+    singles = extra_entries(village.kit, village.seed, f"http-single-{tag}", int(seconds * 600), after=built.mirror.size)
+    batched = extra_entries(village.kit, village.seed, f"http-batch-{tag}", BATCH * (int(seconds * 1.5) + 4),
+                            after=built.mirror.size)
     single_work = _work_file(work / "single.jsonl", [[e] for e in singles])
     batch_work = _work_file(
         work / "batch.jsonl", [batched[i : i + BATCH] for i in range(0, len(batched), BATCH)]

@@ -312,14 +312,19 @@ def reissue_plate(village: str, household: str, base_url: str | None) -> None:
 
 @main.command("desk-key")
 @click.argument("village")
-def desk_key(village: str) -> None:
+@click.option("--replace", is_flag=True, help="Make a new desk key (the old one lost or compromised) and print it.")
+def desk_key(village: str, replace: bool) -> None:
     """Print VILLAGE's complaint desk key (made on first use), which signs villagers' receipts, answers and
-    ratings. The committee registers it once, e.g. ``villageledger post VILLAGE member.add
-    '{"member": "complaint-desk", "name": "投诉受理", "roles": ["intake"], "key": "<KEY>"}' ...``."""
+    ratings. The township registers it once, e.g. ``villageledger post VILLAGE member.add
+    '{"member": "complaint-desk", "name": "投诉受理", "roles": ["intake"], "key": "<KEY>"}' --key township.key``.
+
+    With --replace: a new key, which the township registers with ``key.add`` for the desk member and then
+    revokes the old one (``key.revoke``); the desk keeps filing with the old key until the new one is
+    registered, so villagers can file throughout."""
     from storage import complaints
 
     with _store() as store:
-        public = _guard(lambda: complaints.desk_public_key(store, village))
+        public = _guard(lambda: (complaints.replace_desk_key if replace else complaints.desk_public_key)(store, village))
     click.echo(b64encode(public))
 
 

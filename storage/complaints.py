@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 import statistics
 from collections import defaultdict
@@ -44,10 +45,13 @@ from ledger.errors import EntryError, NotAuthorised
 from ledger.state import DESK_STEPS, OPEN, Case, Member, may_handle
 
 from . import models as m
+from . import protection
 from .db import read_session, write_session
 from .images import CleanImage
 from .reads import entry_by_id
 from .store import Appended, NotFound, StorageError, Store
+
+log = logging.getLogger(__name__)
 
 CATEGORIES = (
     "finances", "projects", "cadre_conduct", "points_appeal", "environment", "neighbour_dispute", "suggestion", "other",
@@ -487,25 +491,25 @@ def overdue(case: Case, rules: Settings, now: datetime) -> str | None:
 
 
 def escalate_overdue(store: Store, slug: str, now: datetime) -> list[str]:
-    """Escalate (to the township) every case whose deadline has passed; the desk signs each escalation.
-    Returns the receipts escalated. Run by the server on every complaint request and by cron."""
+    """Escalate (to the township) every case whose deadline has passed; the desk signs each escalation,
+    one case at a time, so a case the ledger refuses to escalate (bad data of an old log) never holds back
+    the others. Returns the receipts escalated. Run by the server on every complaint request and by cron."""
     rules = settings(store, slug)
     due = [(case.receipt, reason) for case in _cases(store, slug) if (reason := overdue(case, rules, now))]
     if not due:
         return []
     desk = _desk(store, slug)
-    entries = [sign_entry(make_unsigned(kind="complaint.step", village=slug, author=desk.public_bytes, time=_text(now),
-                                        body={"receipt": receipt, "step": "escalate", "reason": reason}), desk)
-               for receipt, reason in due]
-
-    def keep(session: Session, village_id: int) -> None:
-        for entry in entries:
-            session.add(m.ComplaintMessageRow(
-                village_id=village_id, entry_id=entry.id, receipt=entry.body["receipt"], salt=secrets.token_bytes(16),
-                content=_step_content(entry.body["receipt"], "escalate", "clock", None)))
-
-    store.append(slug, entries, alongside=keep)
-    return [receipt for receipt, _ in due]
+    escalated = []
+    for receipt, reason in due:
+        entry = sign_entry(make_unsigned(kind="complaint.step", village=slug, author=desk.public_bytes, time=_text(now),
+                                         body={"receipt": receipt, "step": "escalate", "reason": reason}), desk)
+        try:
+            _store_step(store, slug, entry, _step_content(receipt, "escalate", "clock", None), None)
+        except ComplaintError as exc:
+            log.warning("village %s: complaint %s could not be escalated: %s", slug, receipt, exc)
+            continue
+        escalated.append(receipt)
+    return escalated
 
 
 @dataclass(frozen=True)
@@ -547,6 +551,14 @@ def figures(store: Store, slug: str) -> list[MonthFigures]:
     return [_month(month, cases, rules) for month, cases in sorted(by_month.items(), reverse=True)]
 
 
+def protected_deductions(store: Store, slug: str) -> list[protection.ProtectedDeduction]:
+    """Deductions from households that had filed under their own name in the PROTECTED_DAYS before, newest
+    first: what the supervision committee watches."""
+    with read_session(store.engine) as session:
+        village = store.village_row(session, slug)
+        return protection.protected_deductions(session, village.id, store.state(slug))
+
+
 def _month(month: str, cases: list[Case], rules: Settings) -> MonthFigures:
     closed = [c for c in cases if c.status == "closed"]
     rated = [c for c in cases if c.rating is not None]
@@ -580,5 +592,5 @@ def _text(moment: datetime) -> str:
 __all__ = [
     "CATEGORIES", "CaseView", "ComplaintError", "DeskNotReady", "Filed", "MonthFigures", "NotYours", "Settings", "Stepped",
     "cases_for", "desk_public_key", "escalate_overdue", "replace_desk_key", "figures", "file_complaint", "handler_step",
-    "overdue", "photo", "set_settings", "settings", "track", "view", "villager_step",
+    "overdue", "photo", "protected_deductions", "set_settings", "settings", "track", "view", "villager_step",
 ]

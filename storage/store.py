@@ -59,6 +59,7 @@ from ledger.state import (
 from ledger.verify import Report, verify_bundle
 
 from . import models as m
+from . import protection
 from .db import is_sqlite, read_session, write_session
 from .nodes import NODE_CACHE_BYTES, NodeCache
 
@@ -450,6 +451,7 @@ class Store:
                     changed = Changes()
                     for position, entry in enumerate(request.entries):
                         changed.update(_at(position, apply, trial, entry))
+                        _at(position, protection.require_supervisor_for_filers, session, village.id, trial, [entry])
                 except LedgerError as exc:
                     outcomes.append(exc)
                     continue

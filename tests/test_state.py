@@ -1254,3 +1254,155 @@ def test_a_complaint_step_like_every_entry_is_never_dated_before_the_log(complai
     earlier = kit.sign("complaint.step", {"receipt": receipt, "step": "accept"}, by="secretary", time="2025-12-31T23:59:59Z")
     refused(complaints.state, earlier, RuleViolation, rf"^rule 2 \(time\): entry time 2025-12-31T23:59:59Z is more than 5 "
             rf"minutes before the latest time in the log \({latest}\); times never go backwards along the log$")
+
+
+# Rules 2: checks and balances -----------------------------------------------------------------------------
+# What a committee member with a valid key tried (issue: "the committee can never supervise itself"), each
+# refused by the ledger itself, so the verifier refuses a log in which a server accepted it.
+
+APPOINTMENTS = r"^rule 2 \(appointments\): only the township may appoint, change or remove a member holding "
+
+
+def test_the_township_co_founds_the_village(kit: Kit) -> None:
+    state = State()
+    apply(state, kit.genesis())
+    assert state.rules_version == 2
+    assert state.members["township"].roles == {"township"} and state.keys[kit.public("township")].member == "township"
+    alone = kit.sign("village.genesis", kit.genesis().body)
+    error = refused(State(), alone, NotAuthorised, r"^rule 2: the township named as the village's authority co-signs its genesis")
+    assert error.field == "entry.cosigner"
+    impostor = kit.sign("village.genesis", kit.genesis().body, cosigner="secretary")
+    refused(State(), impostor, NotAuthorised, "co-signs its genesis")
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "held"),
+    [
+        pytest.param("member.role", {"member": "secretary", "roles": ["committee", "supervisor"]}, "supervisor",
+                     id="makes herself supervisor"),
+        pytest.param("member.role", {"member": "supervisor", "roles": []}, "supervisor", id="silences a supervisor"),
+        pytest.param("member.role", {"member": "secretary", "roles": ["intake"]}, "intake", id="becomes the desk"),
+        pytest.param("member.add", {"member": "mole", "name": "自己人", "roles": ["supervisor"], "key": "NEW"}, "supervisor",
+                     id="adds her own supervisor"),
+        pytest.param("member.add", {"member": "desk2", "name": "假受理台", "roles": ["intake"], "key": "NEW"}, "intake",
+                     id="adds a desk of her own"),
+        pytest.param("key.revoke", {"key": "INTAKE", "reason": "关闭投诉"}, "intake", id="switches the desk off"),
+        pytest.param("key.add", {"member": "supervisor", "key": "NEW"}, "supervisor", id="adds a key to a supervisor"),
+        pytest.param("key.revoke", {"key": "TOWNSHIP", "reason": "x"}, "township", id="revokes the township's key"),
+    ],
+)
+def test_the_committee_never_appoints_or_silences_its_supervisors(
+    refuse: Callable[..., EntryError], kit: Kit, kind: str, body: dict[str, Any], held: str
+) -> None:
+    keys_by_word = {"NEW": lambda: kit.new_key("new"), "INTAKE": lambda: kit.key_b64("intake"),
+                    "TOWNSHIP": lambda: kit.key_b64("township")}
+    body = {name: keys_by_word[value]() if isinstance(value, str) and value in keys_by_word else value
+            for name, value in body.items()}
+    error = refuse(kit.sign(kind, body, by="secretary"), NotAuthorised, APPOINTMENTS + held)
+    assert error.field in ("entry.body.roles", "entry.body.key")
+
+
+def test_the_township_appoints_the_oversight_side_and_never_the_committees(ledger: MemoryLedger, kit: Kit) -> None:
+    ledger.post("member.add", {"member": "xu", "name": "徐德福", "roles": ["supervisor"], "key": kit.new_key("xu")},
+                by="township")
+    ledger.post("member.role", {"member": "supervisor", "roles": []}, by="township")  # an election replaced her
+    assert ledger.state.members["xu"].appointed_by == "township"
+    refused(ledger.state, kit.sign("member.role", {"member": "secretary", "roles": []}, by="township"), NotAuthorised,
+            r"^rule 2 \(appointments\): only the committee may appoint, change or remove a member holding committee")
+    refused(ledger.state, kit.sign("key.revoke", {"key": kit.key_b64("grid1"), "reason": "x"}, by="township"),
+            NotAuthorised, r"only the committee may .* grid_worker")
+
+
+@pytest.mark.parametrize(
+    ("by", "body", "message"),
+    [
+        pytest.param("township", {"member": "x", "name": "两头", "roles": ["supervisor"], "household": "h1"},
+                     r"member chen of the same household h1 holds committee; one household may not sit on both",
+                     id="a supervisor in a committee member's household"),
+        pytest.param("founder", {"member": "x", "name": "两头", "roles": ["committee"], "household": "h2"},
+                     r"member sup-h2 of the same household h2 holds supervisor", id="a committee member in a supervisor's household"),
+        pytest.param("township", {"member": "x", "name": "受理兼监督", "roles": ["intake", "supervisor"]},
+                     r"the complaint desk \(intake\) holds no other role", id="the desk with another role"),
+    ],
+)
+def test_incompatible_roles_are_refused(ledger: MemoryLedger, kit: Kit, by: str, body: dict[str, Any], message: str) -> None:
+    ledger.post("member.add", {"member": "sup-h2", "name": "周兰兰", "roles": ["supervisor"], "household": "h2",
+                               "key": kit.new_key("sup-h2")}, by="township")
+    error = refused(ledger.state, kit.sign("member.add", {**body, "key": kit.new_key("x")}, by=by), RuleViolation,
+                    r"^rule 2 \(incompatible roles\): " + message)
+    assert error.field == "entry.body.roles"
+
+
+def test_no_member_holds_both_sides(refuse: Callable[..., EntryError], kit: Kit) -> None:
+    # Nobody may give such a member: each side appoints only its own roles...
+    refuse(kit.sign("member.role", {"member": "supervisor", "roles": ["supervisor", "committee"]}, by="township"),
+           NotAuthorised, r"only the committee may appoint")
+    refuse(kit.sign("member.role", {"member": "secretary", "roles": ["committee", "supervisor"]}, by="founder"),
+           NotAuthorised, r"only the township may appoint")
+
+
+def test_a_cosigner_the_author_stands_behind_does_not_count(ledger: MemoryLedger, kit: Kit) -> None:
+    """chen (household h1) adds a second 'committee member' for himself, then a key for another member:
+    neither cosigns points for h1. A supervisor, or a committee member chen did not appoint, does."""
+    ledger.post("member.add", {"member": "puppet", "name": "陈小二", "roles": ["committee"], "key": kit.new_key("puppet")},
+                by="chen")
+    ledger.post("key.add", {"member": "secretary", "key": kit.new_key("secretary-by-chen")}, by="chen")
+    refused(ledger.state, kit.award("h1", by="chen", cosigner="puppet"), NotAuthorised,
+            r"^rule 2 \(independent cosigner\): the cosigner puppet was appointed by the author chen$")
+    refused(ledger.state, kit.award("h1", by="chen", cosigner="secretary-by-chen"), NotAuthorised,
+            r"^rule 2 \(independent cosigner\): the cosigner secretary signs with a key the author chen added$")
+    ledger.append(kit.award("h1", 2, by="chen", cosigner="secretary"))
+    ledger.append(kit.award("h1", 2, by="chen", cosigner="supervisor"))
+    assert balance(ledger, "household:h1") == 4
+
+
+DEDUCTION_RULE = {"rule": "D-09", "title_zh": "乱扔垃圾", "title_en": "Littering", "ledger": "morality",
+                  "direction": "deduct", "amount": 5, "evidence_required": False}
+
+
+def test_a_deduction_rule_takes_effect_only_when_a_supervisor_approves_it(ledger: MemoryLedger, kit: Kit) -> None:
+    error = refused(ledger.state, kit.sign("rule.publish", DEDUCTION_RULE), NotAuthorised,
+                    r"^rule 2 \(approval\): a deduction rule takes effect only when a supervisor co-signs it$")
+    assert error.field == "entry.cosigner"
+    refused(ledger.state, kit.sign("rule.publish", DEDUCTION_RULE, cosigner="secretary"), NotAuthorised,
+            r"^rule 2 \(approval\).*; the cosigner secretary holds committee$")
+    ledger.post("rule.publish", DEDUCTION_RULE, cosigner="supervisor")
+    ledger.post("rule.publish", {**DEDUCTION_RULE, "rule": "M-09", "direction": "award"})  # awards need no approval
+    assert {"D-09", "M-09"} <= ledger.state.rules.keys()
+
+
+@pytest.mark.parametrize("title", ["越级反映", "投 诉", "诬告村干部", "C0mplaining to township", "ｃｏｍｐｌａｉｎｔｓ"])
+def test_the_word_filter_sees_through_spacing_and_look_alikes(ledger: MemoryLedger, kit: Kit, title: str) -> None:
+    field = "title_en" if title.isascii() or title[0] == "ｃ" else "title_zh"
+    entry = kit.sign("rule.publish", {**DEDUCTION_RULE, field: title}, cosigner="supervisor")
+    refused(ledger.state, entry, RuleViolation, "^a deduction rule may not target speaking up")
+
+
+def test_entry_times_never_go_backwards_along_the_log(ledger: MemoryLedger, kit: Kit) -> None:
+    kit.clock.set(kit.clock())
+    ledger.append(kit.award("h2", 1))
+    kit.clock.advance(minutes=-5)
+    ledger.append(kit.award("h2", 1))  # a clock a little behind: within the skew
+    kit.clock.advance(seconds=-1)
+    error = refused(ledger.state, kit.award("h2", 1), RuleViolation, r"^rule 2 \(time\): entry time .* is more than 5 "
+                    r"minutes before the latest time in the log")
+    assert error.field == "entry.time"
+
+
+@pytest.mark.parametrize("role", ["township", "intake"])
+def test_the_village_keeps_its_township_and_its_desk(ledger: MemoryLedger, kit: Kit, role: str) -> None:
+    names = {"township": "township (its outside authority)", "intake": "complaint desk"}
+    last = kit.sign("key.revoke", {"key": kit.key_b64(role), "reason": "x"}, by="township")
+    refused(ledger.state, last, RuleViolation, f"^the village would be left with no active {re.escape(names[role])} key")
+    ledger.post("key.add", {"member": role, "key": kit.new_key(f"{role}-new")}, by="township")
+    ledger.append(last)  # replaced: the new key was registered first
+
+
+def test_a_log_of_rules_1_keeps_the_rules_it_was_written_under(old: MemoryLedger) -> None:
+    """Before the checks and balances the committee could appoint supervisors and date entries at will: a
+    log written then stays verifiable as it was written."""
+    kit = old.kit
+    old.post("member.role", {"member": "secretary", "roles": ["committee", "supervisor"]}, by="founder")
+    old.post("rule.publish", DEDUCTION_RULE)
+    old.post("grid.define", {"grid": "g9", "name": "九组"}, time="2020-01-01T00:00:00Z")
+    assert old.state.rules_version == 1 and old.state.latest_time == ""

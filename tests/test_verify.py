@@ -622,3 +622,28 @@ def test_the_first_of_several_bad_signatures_is_named(
     for index in reversed(awards(ledger)[1:]):
         break_signature(honest, ledger, index)
     assert verdicts(honest, trusted, monkeypatch).index == awards(ledger)[1]
+
+
+# A server that logs what the checks and balances forbid (rules 2) ----------------------------------------
+
+OVERSTEPS: dict[str, Callable[[Kit], Entry]] = {
+    "the committee makes itself supervisor": lambda kit: kit.sign(
+        "member.role", {"member": "secretary", "roles": ["committee", "supervisor"]}, by="secretary"),
+    "the committee switches the desk off": lambda kit: kit.sign(
+        "key.revoke", {"key": kit.key_b64("intake"), "reason": "关闭"}, by="secretary"),
+    "a deduction rule nobody approved": lambda kit: kit.sign("rule.publish", {
+        "rule": "D-09", "title_zh": "乱扔垃圾", "title_en": "Littering", "ledger": "morality", "direction": "deduct",
+        "amount": 5, "evidence_required": False}),
+    "an entry dated a year back": lambda kit: kit.sign(
+        "points.award", {"household": "h2", "rule": "M-01", "amount": 3, "reason": "补录"}, time="2025-12-01T00:00:00Z"),
+}
+
+
+@pytest.mark.parametrize("overstep", list(OVERSTEPS))
+def test_a_bundle_in_which_the_server_logged_an_overstep_is_refused(
+    ledger: MemoryLedger, kit: Kit, make_bundle: Callable[..., list[bytes]], trusted: list[NoteVerifier], overstep: str
+) -> None:
+    entry = OVERSTEPS[overstep](kit)
+    entries = [*ledger.entries, entry]
+    index = len(entries) - 1
+    refused(make_bundle(entries, balances={}), trusted, rf"^entry {index} \({re.escape(entry.kind)}\) refused: rule 2", index)

@@ -29,6 +29,7 @@ from ..schemas import (
     DeskKeySchema,
     FileComplaint,
     HandlerStep,
+    ProtectedDeductionList,
     StepResult,
     TrackingCode,
     VillagerAnswer,
@@ -152,6 +153,18 @@ def cases(village: str) -> dict[str, Any]:
     member = _member(village)
     sweep(village)
     return {"items": [case_item(case) for case in complaints.cases_for(store(), village, member)]}
+
+
+@blp.route("/<village>/complaints/protected-deductions")
+@blp.response(200, ProtectedDeductionList)
+@blp.doc(security=[{"bearer": []}])
+def protected_deductions(village: str) -> dict[str, Any]:
+    """Deductions from households that had filed a complaint or an appeal under their own name in the 90
+    days before (each needs a supervisor's cosignature): for the supervision committee and the township."""
+    member = _member(village)
+    if not member.roles & {"supervisor", "township"}:
+        raise Problem(403, "forbidden", "Forbidden", f"member {member.id} is not on the supervision committee or the township")
+    return {"items": [vars(item) for item in complaints.protected_deductions(store(), village)]}
 
 
 @blp.route("/<village>/complaints/<receipt>")
