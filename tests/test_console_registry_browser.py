@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import screenshot
+from conftest import KEY_PASSPHRASE, screenshot
 from kit import StoredVillage
 
 import keys
 from ledger.canonical import b64decode, b64encode
-from ledger.entries import household_commitment
+from ledger.entries import decode_leaf, household_commitment
 from storage import plates
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -67,11 +68,11 @@ def active_key(village: StoredVillage, member: str) -> str:
 
 
 def test_the_committee_keeps_the_rules_and_the_registry(
-    console: Callable[[str], Any], village: StoredVillage, request: pytest.FixtureRequest
+    console: Callable[[str], Any], village: StoredVillage, key_file: Callable[[str], Path], request: pytest.FixtureRequest
 ) -> None:
     """One signed-in page for every step: signing in is most of a step's cost."""
     page = console("secretary")
-    publishes_a_rule_a_new_version_of_one_and_retires_one(page, village)
+    publishes_a_rule_a_new_version_of_one_and_retires_one(page, village, key_file("supervisor"))
     publishes_the_village_rules(page)
     defines_a_grid_and_registers_a_household_keeping_its_personal_data_off_the_log(page, village)
     reissues_a_door_plate_and_prints_them_all(page, village)
@@ -80,7 +81,7 @@ def test_the_committee_keeps_the_rules_and_the_registry(
     screenshot(page, "console-registry", request)
 
 
-def publishes_a_rule_a_new_version_of_one_and_retires_one(page: Any, village: StoredVillage) -> None:
+def publishes_a_rule_a_new_version_of_one_and_retires_one(page: Any, village: StoredVillage, supervisor_key: Path) -> None:
     m01 = rule_row(page, "M-01")
     assert m01[:3] == ["M-01", "垃圾分类", "Garbage sorting"] and m01[-1] == "1"
 
@@ -97,7 +98,14 @@ def publishes_a_rule_a_new_version_of_one_and_retires_one(page: Any, village: St
     page.fill("#rules-title-zh", "占道经营")
     page.fill("#rules-amount", "3")
     page.check("#rules-evidence")
+    # A deduction rule takes effect only with a supervisor's signature: the supervisor loads their key here.
+    assert "村监会" in refused(page, "#rules-submit") and page.inner_text("#rules-form [data-error=approver]")
+    assert village.size() == size
+    page.set_input_files("#rules-approver-file", str(supervisor_key))
+    page.fill("#rules-approver-passphrase", KEY_PASSPHRASE)
     done(page, "#rules-submit")
+    approval = decode_leaf(village.store.leaf(village.slug, village.size() - 1))
+    assert approval.cosigner == village.kit.public("supervisor"), "co-signed by the supervisor"
     assert rule_row(page, "D-02")[5] == "3" and rule_row(page, "D-02")[-1] == "1"
     rule = village.store.state(village.slug).rules["D-02"]
     assert (rule.direction, rule.amount, rule.evidence_required) == ("deduct", 3, True)
@@ -213,9 +221,14 @@ def adds_a_member_with_their_own_key_and_changes_their_roles(page: Any, village:
     assert page.input_value("#reg-role-grid") == "g3"
     page.uncheck("#reg-role-form input[value=grid_worker]")
     page.check("#reg-role-form input[value=supervisor]")
+    size = village.size()
+    assert "rule 2 (appointments)" in refused(page, "#reg-role-submit"), "the township alone appoints supervisors"
+    assert village.size() == size
+    page.uncheck("#reg-role-form input[value=supervisor]")
+    page.check("#reg-role-form input[value=committee]")
     done(page, "#reg-role-submit")
     member = village.store.state(village.slug).members["zhao"]
-    assert (member.roles, member.grid) == (frozenset({"supervisor"}), None)
+    assert (member.roles, member.grid) == (frozenset({"committee"}), None)
 
 
 def replaces_a_key_in_one_batch_and_revokes_one(page: Any, village: StoredVillage) -> None:

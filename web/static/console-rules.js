@@ -5,11 +5,14 @@
 // AffairPublish) so that a mistake is named by its field before anything is signed; the ledger still
 // decides, and its refusal is shown as it comes. Texts from the ledger go into the page as text only.
 import { $, fill, report, textProblem } from "./forms.js";
+import { cosign, importKeyFile, makeUnsigned, signEntry } from "./signer.js";
 
 const VILLAGE_RULES = "village-rules"; // the affair id of the village rules text
 const RULE_CODE = /^[A-Z0-9][A-Z0-9-]{0,31}$/;
 const DATE = /^[0-9]{4}-[0-9]{2}-[0-9]{2}$/;
 const MAX_AMOUNT = 1_000_000;
+// A deduction rule takes effect only when a supervisor co-signs it (docs/data-model.md §6.4): the supervisor
+// loads their key file into this form, for this one entry; the key is never stored.
 // A deduction rule naming any of these is refused by the ledger (docs/data-model.md §4.3; ledger.state.SPEAKING_UP).
 const SPEAKING_UP = ["投诉", "举报", "申诉", "信访", "上访", "告状", "反映问题",
   "complain", "appeal", "petition", "whistleblow"];
@@ -75,6 +78,7 @@ export async function mount(section, { session, say, strings }) {
     const fixed = radio("rules-bounds") === "fixed";
     $(section, "#rules-fixed").hidden = !fixed;
     $(section, "#rules-range").hidden = fixed;
+    $(section, "#rules-approval").hidden = radio("rules-direction") !== "deduct";
   };
   const chooseBase = () => {
     const rule = rules.find((r) => r.code === $(section, "#rules-base").value);
@@ -104,7 +108,8 @@ export async function mount(section, { session, say, strings }) {
     showBounds();
   };
   $(section, "#rules-base").addEventListener("change", chooseBase);
-  form.querySelectorAll("input[name=rules-bounds]").forEach((input) => input.addEventListener("change", showBounds));
+  form.querySelectorAll("input[name=rules-bounds], input[name=rules-direction]")
+    .forEach((input) => input.addEventListener("change", showBounds));
 
   /** The rule.publish body the form describes, or an Error naming the first wrong field. */
   const publishBody = () => {
@@ -146,12 +151,33 @@ export async function mount(section, { session, say, strings }) {
 
   const posted = async (kind, body) => (await session.post([await session.sign(kind, body)])).appended[0].index;
 
+  /** A deduction rule signed by the member and co-signed by the supervisor whose key file is in the form. */
+  const approved = async (body) => {
+    const file = $(section, "#rules-approver-file").files[0];
+    const passphrase = $(section, "#rules-approver-passphrase");
+    if (!file || !passphrase.value) {
+      report(form, { approver: strings.approver });
+      throw new Error(strings.approver);
+    }
+    try {
+      const approver = await importKeyFile(await file.text(), passphrase.value);
+      const { key } = session;
+      const unsigned = makeUnsigned({ kind: "rule.publish", village: session.village, body, author: key.publicKey,
+        cosigner: approver.publicKey });
+      const wire = await cosign(await signEntry(unsigned, key.privateKey, key.publicKey), approver.privateKey, approver.publicKey);
+      return (await session.post([wire])).appended[0].index;
+    } finally {
+      passphrase.value = "";
+      $(section, "#rules-approver-file").value = "";
+    }
+  };
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
       const body = publishBody();
       say(strings.signing);
-      const index = await posted("rule.publish", body);
+      const index = body.direction === "deduct" ? await approved(body) : await posted("rule.publish", body);
       await showRules();
       const version = rules.find((rule) => rule.code === body.rule)?.version ?? "";
       say(fill(strings.published, { rule: body.rule, version, index }));
