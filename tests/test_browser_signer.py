@@ -287,9 +287,10 @@ def test_make_unsigned_refuses_a_malformed_envelope(page: Any, members: Kit) -> 
 
 SIGN = """async (entries) => {
     const { signer, keys } = window.harness;
-    return Promise.all(entries.map(([unsigned, by]) => {
+    return Promise.all(entries.map(async ([unsigned, by, cosigner]) => {
         const { privateKey, publicKey } = keys[by];
-        return signer.signEntry(unsigned, privateKey, publicKey);
+        const signed = await signer.signEntry(unsigned, privateKey, publicKey);
+        return cosigner ? signer.cosign(signed, keys[cosigner].privateKey, keys[cosigner].publicKey) : signed;
     }));
 }"""
 
@@ -300,7 +301,8 @@ def test_an_entry_of_every_kind_signed_in_the_browser_is_the_one_python_signs(
     """Ed25519 is deterministic (RFC 8032), so the same key over the same message gives the same bytes."""
     names = {members.key_b64(name): name for name in members.keys}
     entries = one_entry_of_each_kind(members)
-    signed = page.evaluate(SIGN, [[entry.unsigned, names[entry.unsigned["author"]]] for entry in entries])
+    signed = page.evaluate(SIGN, [[entry.unsigned, names[entry.unsigned["author"]], names.get(entry.unsigned.get("cosigner"))]
+                                  for entry in entries])  # the genesis is co-signed by the township
     assert signed == [entry.to_wire() for entry in entries]
     for wire in signed:
         check_signatures(parse_entry(wire))

@@ -65,3 +65,16 @@ def test_post_refused_by_the_ledger_exits_non_zero_with_the_reason(
     result = CliRunner().invoke(main, ["post", "testvillage", "points.award", body, "--key", str(key_file), "--server", live_server])
     assert result.exit_code == 1
     assert "amount 30 is outside rule M-01: between 1 and 10" in result.output
+
+
+def test_post_of_a_committee_made_supervisor_is_refused_naming_the_rule(
+    live_server: str, village: StoredVillage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file = tmp_path / "secretary.key"
+    keys.save_private_key(village.kit.keys["secretary"], key_file, b"pw-for-secretary")
+    monkeypatch.setenv("VILLAGELEDGER_KEY_PASSPHRASE", "pw-for-secretary")
+    size = village.size()
+    body = '{"member": "secretary", "roles": ["committee", "supervisor"]}'
+    result = CliRunner().invoke(main, ["post", "testvillage", "member.role", body, "--key", str(key_file), "--server", live_server])
+    assert result.exit_code == 1
+    assert "rule 2 (appointments): only the township may appoint" in result.output and village.size() == size

@@ -134,6 +134,22 @@ def test_an_appeal_from_a_deduction_is_upheld_by_the_jury_and_the_points_come_ba
     screenshot(desktop, "appeal-upheld", request)
 
 
+def test_the_supervisors_see_every_deduction_from_a_household_that_spoke_up(
+    phone: Any, desktop: Any, door: str, live_server: str, village: StoredVillage,
+    key_file: Callable[[str], Path], request: pytest.FixtureRequest,
+) -> None:
+    file_from_the_door(phone, door, request)  # household h2, under its own name
+    deduction = {"household": "h2", "rule": "D-01", "amount": 5, "reason": "柴草又堆放在路旁"}
+    village.append(village.kit.sign("points.deduct", deduction, cosigner="supervisor"))  # alone, it is refused
+    sign_in(desktop, live_server, village.slug, key_file("supervisor"))
+    desktop.wait_for_selector("#protected-section:not([hidden]) #protected li")
+    (item,) = desktop.locator("#protected li").all_inner_texts()
+    assert "h2" in item and "扣 5 分" in item and "村监会成员已共同签名" in item
+    screenshot(desktop, "desk-protected-deductions", request)
+    sign_in(phone, live_server, village.slug, key_file("secretary"))
+    assert phone.locator("#protected-section").is_hidden(), "the committee does not get the list"
+
+
 def test_a_form_error_names_the_field_in_chinese_and_keeps_the_text(phone: Any, door: str) -> None:
     phone.goto(door)
     phone.click("a.button")

@@ -45,6 +45,21 @@ async function showCases() {
   if (!items.length) list.textContent = data.none;
 }
 
+/** For the supervision committee and the township: deductions from households that filed under their name. */
+async function showProtected() {
+  if (!session.roles.some((role) => role === "supervisor" || role === "township")) return;
+  const { items } = await session.call("/complaints/protected-deductions");
+  const list = $("protected");
+  list.replaceChildren(...items.map((item) => {
+    const li = document.createElement("li");
+    li.textContent = data.protected.replace("{time}", item.time).replace("{household}", item.household)
+      .replace("{amount}", item.amount).replace("{approval}", item.supervisor_cosigned ? data.approved : data.notApproved);
+    return li;
+  }));
+  if (!items.length) list.textContent = data.noProtected;
+  $("protected-section").hidden = false;
+}
+
 async function showCase(receipt) {
   current = await session.call(`/complaints/${receipt}`);
   const { case: item, content } = current;
@@ -117,4 +132,5 @@ guarded(async () => {
   $("who").textContent = data.signedIn.replace("{member}", session.member);
   say(data.signedIn.replace("{member}", session.member));
   await showCases();
+  await showProtected();
 })();
