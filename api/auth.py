@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from flask import current_app, request
@@ -23,9 +24,10 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 import keys
 from ledger.canonical import b64decode
 from ledger.errors import LedgerError
+from storage import challenges
 from storage.reads import active_member
 
-from .extensions import store
+from .extensions import now, store
 from .problems import Problem
 
 AUTH_DOMAIN = "villageledger/auth/v1"
@@ -39,6 +41,13 @@ class Caller:
     roles: frozenset[str]
     grid: str | None
     household: str | None
+
+    def may_read_personal_data(self, grid: str | None) -> bool:
+        """The one personal-data policy (PIPL; docs/data-model.md §11): a household's names, ID numbers,
+        phones and address are read by the committee, and by the grid worker of the household's grid
+        (``grid`` None: of any grid, so no grid worker), by nobody else: not supervisors, the township,
+        the desk or auditors, who see households by their public number and label only."""
+        return "committee" in self.roles or ("grid_worker" in self.roles and grid is not None and self.grid == grid)
 
 
 def _serializer(purpose: str) -> URLSafeTimedSerializer:
@@ -78,6 +87,8 @@ def issue_token(village: str, key_b64: str, challenge: str, signature_b64: str) 
     except LedgerError as exc:
         raise _unauthorised(f"the signature does not verify: {exc}", "signature") from exc
     caller = _caller_for_key(village, public)
+    if not challenges.use_once(store(), claim["n"], now=now(), lifetime=timedelta(seconds=CHALLENGE_SECONDS)):
+        raise _unauthorised("the challenge was already used; ask for a new one", "challenge")
     token = _serializer("token").dumps({"v": village, "m": caller.member, "k": key_b64})
     return token, caller.member, caller.roles
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -73,9 +73,10 @@ SAFE_FILENAME = r"^(?!\.)[^/\\\x00-\x1f\x7f-\x9f]{1,128}\Z"
 
 
 def _text(max_length: int, *, required: bool = True) -> fields.String:
-    """Printable text, no control characters, not blank."""
+    """Printable text, no control characters, not blank: what people write (``free_texts`` finds it)."""
     return fields.String(
         required=required,
+        metadata={"free_text": True},
         validate=[
             validate.Length(min=1, max=max_length),
             validate.Regexp(r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\Z", error="must not contain control characters"),
@@ -405,6 +406,38 @@ BODY_SCHEMAS: dict[str, Schema] = {
     "complaint.step": ComplaintStep(),
 }
 KINDS = tuple(BODY_SCHEMAS)
+
+
+def _free_text_paths(schema: Schema) -> list[tuple[str, ...]]:
+    """The paths of the free-text fields of ``schema``; "*" stands for every item of a list."""
+    paths: list[tuple[str, ...]] = []
+    for name, declared in schema.fields.items():
+        if isinstance(declared, fields.Nested):
+            paths += [(name, *rest) for rest in _free_text_paths(declared.schema)]
+        elif isinstance(declared, fields.List) and isinstance(declared.inner, fields.Nested):
+            paths += [(name, "*", *rest) for rest in _free_text_paths(declared.inner.schema)]
+        elif declared.metadata.get("free_text"):
+            paths.append((name,))
+    return paths
+
+
+FREE_TEXT_PATHS: dict[str, list[tuple[str, ...]]] = {kind: _free_text_paths(schema) for kind, schema in BODY_SCHEMAS.items()}
+
+
+def free_texts(kind: str, body: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(field, text) of every free-text field of a ``kind`` body (already valid): what people wrote."""
+    for path in FREE_TEXT_PATHS[kind]:
+        yield from _values_at(body, path, "entry.body")
+
+
+def _values_at(value: Any, path: tuple[str, ...], where: str) -> Iterator[tuple[str, str]]:
+    if not path:
+        yield where, value
+    elif path[0] == "*":
+        for index, item in enumerate(value):
+            yield from _values_at(item, path[1:], f"{where}.{index}")
+    elif path[0] in value:
+        yield from _values_at(value[path[0]], path[1:], f"{where}.{path[0]}")
 
 
 class Envelope(_Strict):

@@ -35,7 +35,8 @@ import unicodedata
 from datetime import timedelta
 
 from .canonical import b64decode, b64encode
-from .entries import Entry, entry_time, parse_time
+from .entries import Entry, entry_time, free_texts, parse_time
+from .personal import find_personal_data
 from .errors import NotAuthorised, Replay, RuleViolation
 
 ISSUER = "village"
@@ -554,6 +555,8 @@ def apply(state: State, entry: Entry) -> Changes:
     not checked here (see ``entries.check_signatures``): callers verify them first, possibly in parallel.
     """
     author = authorise(state, entry)
+    if state.rules_version >= 2:
+        _check_no_personal_data(entry)
     changes = Changes()
     _APPLY[entry.kind](state, entry, author, changes)
     state.recent.ids.add(entry.id)
@@ -561,6 +564,16 @@ def apply(state: State, entry: Entry) -> Changes:
     if entry.time > state.latest_time and state.rules_version >= 2:
         state.latest_time = entry.time
     return changes
+
+
+def _check_no_personal_data(entry: Entry) -> None:
+    """Rules 2: no free-text field holds an ID card, mobile phone or bank card number (the log cannot be
+    erased; personal data lives in the erasable register, committed to by a salted hash)."""
+    for where, text in free_texts(entry.kind, entry.body):
+        found = find_personal_data(text)
+        if found:
+            raise RuleViolation(f"rule 2 (personal data): {where} holds {found}; personal data never goes on the "
+                                "public log (PIPL): keep it in the household's register", field=where)
 
 
 def _genesis(state: State, entry: Entry, _: Member, changes: Changes) -> None:

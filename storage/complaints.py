@@ -42,7 +42,7 @@ from ledger.entries import (
     step_commitment,
 )
 from ledger.errors import EntryError, NotAuthorised
-from ledger.state import DESK_STEPS, OPEN, Case, Member, may_handle
+from ledger.state import DESK_STEPS, OPEN, Case, Household, Member, may_handle
 
 from . import models as m
 from . import protection
@@ -263,6 +263,8 @@ def file_complaint(
     state = store.state(slug)
     if household is not None and household not in state.households:
         raise ComplaintError(f"household {household!r} is not registered", field="household")
+    if assisted_by is not None:
+        _require_households_grid_worker(state.members.get(assisted_by), household and state.households.get(household))
     if appeal_of is not None:
         _require_appealable(store, slug, appeal_of, household)
         category = "points_appeal"
@@ -294,6 +296,17 @@ def file_complaint(
 
     (appended,) = store.append(slug, [entry], alongside=keep)
     return Filed(receipt, code, appended)
+
+
+def _require_households_grid_worker(member: Member | None, household: Household | None) -> None:
+    """Only a household's own grid worker files on its behalf (an elderly villager without a phone): not
+    the committee the complaint may be about, nor an auditor, nor a grid worker of another grid."""
+    if household is None:
+        raise ComplaintError("an assisted filing names the household it is for", field="household")
+    if member is None or "grid_worker" not in member.roles or member.grid != household.grid:
+        who = member.id if member else "this member"
+        raise ComplaintError(f"only the grid worker of grid {household.grid} may file on behalf of household "
+                             f"{household.id}, not {who}", field="household")
 
 
 def _require_appealable(store: Store, slug: str, entry_id: str, household: str | None) -> None:

@@ -23,6 +23,7 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from time import monotonic
 from typing import Any, Final
 
 import openpyxl
@@ -54,6 +55,11 @@ IMPORT_KINDS: Final = ("points.award", "points.deduct")
 IMPORT_FIELDS: Final = ("household", "rule", "amount", "reason")
 MAX_IMPORT_BYTES: Final = 5 * 1024 * 1024
 MAX_IMPORT_ROWS: Final = 1000
+MAX_IMPORT_LINES: Final = 2 * MAX_IMPORT_ROWS  # blank ones included: a sheet of a million blank rows is refused
+IMPORT_SECONDS: Final = 10.0  # reading a file takes at most this long
+# A cell whose text starts so is a formula to a spreadsheet (=HYPERLINK(...), @SUM(...)): refused in
+# imported text, so that nothing imported can run when a sheet made from the ledger is opened.
+FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 MAX_IMPORT_COLUMNS: Final = 200
 MAX_XLSX_EXPANDED: Final = 64 * 1024 * 1024  # what the workbook's parts may inflate to: no zip bombs
 CSV_DELIMITERS: Final = (",", "\t", ";")
@@ -137,9 +143,10 @@ class HouseholdMatch:
 
 
 def search_households(store: Store, slug: str, *, q: str = "", grid: str | None = None,
-                      limit: int = 50) -> list[HouseholdMatch]:
-    """Households (of ``grid``, if given) whose number, public label or head-of-household name contains
-    ``q``, ignoring case; an exact number first, then by id; at most ``limit``. Requires limit >= 1.
+                      limit: int = 50, with_names: bool = True) -> list[HouseholdMatch]:
+    """Households (of ``grid``, if given) whose number, public label or (``with_names``) head-of-household
+    name contains ``q``, ignoring case; an exact number first, then by id; at most ``limit``. Without
+    ``with_names`` no name is read, matched or returned. Requires limit >= 1.
 
     Matched here rather than in SQL: the name sits in a JSON column, which SQLite and PostgreSQL search
     differently, and a village has at most a few thousand households."""
@@ -161,7 +168,7 @@ def search_households(store: Store, slug: str, *, q: str = "", grid: str | None 
     found = []
     for row, private in rows:
         label = row.public.get("label")
-        head = (private or {}).get("head")
+        head = (private or {}).get("head") if with_names else None
         match = HouseholdMatch(row.household_id, row.number, label if isinstance(label, str) else None, row.grid,
                                head if isinstance(head, str) else None)
         if any(needle in _folded(text) for text in (match.number, match.label, match.name) if text):
@@ -492,7 +499,13 @@ def _table(lines: Iterable[Sequence[str]]) -> tuple[list[str], list[tuple[int, l
     header: list[str] | None = None
     data: list[tuple[int, list[str]]] = []
     number = 0
-    for line in lines:
+    deadline = monotonic() + IMPORT_SECONDS
+    for count, line in enumerate(lines, start=1):
+        if count > MAX_IMPORT_LINES:
+            raise ConsoleError(f"has more than {MAX_IMPORT_LINES} lines (blank ones included): remove the empty rows "
+                               "or split it into several files", field="file")
+        if monotonic() > deadline:
+            raise ConsoleError(f"took more than {IMPORT_SECONDS:g} seconds to read: split it into several files", field="file")
         cells = [cell.strip() for cell in line[: MAX_IMPORT_COLUMNS + 1]]
         while cells and not cells[-1]:
             cells.pop()
@@ -603,6 +616,8 @@ def _check_row(state: State, slug: str, kind: str, author: bytes, finder: _House
     value = {name: cells[index] for name, index in position.items()}
     errors = {name: f"no column is mapped to {name}" for name in IMPORT_FIELDS if name not in position}
     errors.update({name: "is empty" for name, text in value.items() if not text})
+    errors.update({name: "looks like a spreadsheet formula (it starts with =, +, -, @ or a tab): write it as plain text"
+                   for name in ("household", "reason") if value.get(name, "").startswith(FORMULA_STARTS)})
     household = None
     if value.get("household"):
         try:

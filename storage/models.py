@@ -324,3 +324,12 @@ LOG_TABLES = ("entries", "tree_nodes", "checkpoints")
 DERIVED_TABLES = (
     "village_state", "members", "member_keys", "grids", "households", "rules", "balances", "complaint_cases",
 )
+
+
+class UsedChallenge(SQLModel, table=True):
+    """A login challenge already exchanged for a token (each is used once, whichever worker sees it). Kept
+    until it expires; then it is refused as expired anyway and its row is deleted."""
+
+    __tablename__ = "used_challenges"
+    nonce: str = Field(primary_key=True, max_length=64)
+    expires: str = Field(max_length=20, index=True)

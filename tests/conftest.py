@@ -270,13 +270,16 @@ def chromium() -> Iterator[Any]:
 
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
+# Playwright's wait_for_function evaluates its predicate in the page, which our Content-Security-Policy
+# forbids (no eval): the scripted tests' pages bypass it; test_csp_browser.py runs the pages under it.
+SCRIPTED = {"bypass_csp": True}
 PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
 
 @pytest.fixture
 def phone(chromium: Any) -> Iterator[Any]:
     """A fresh phone-sized browser page (its own context: no cookies or storage from other tests)."""
-    context = chromium.new_context(**PHONE)
+    context = chromium.new_context(**PHONE, **SCRIPTED)
     yield context.new_page()
     context.close()
 
@@ -300,7 +303,7 @@ def screenshot(page: Any, name: str, request: pytest.FixtureRequest) -> None:
 @pytest.fixture
 def desktop(chromium: Any) -> Iterator[Any]:
     """A fresh desktop-sized browser page (an office PC)."""
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, **SCRIPTED)
     yield context.new_page()
     context.close()
 
@@ -336,7 +339,7 @@ CONSOLE_SIZES = {"phone": PHONE, "desktop": {"viewport": {"width": 1280, "height
 @pytest.fixture(params=list(CONSOLE_SIZES))
 def screen(chromium: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A page at phone size, then (a second run of the test) at desktop size."""
-    context = chromium.new_context(**CONSOLE_SIZES[request.param])
+    context = chromium.new_context(**CONSOLE_SIZES[request.param], **SCRIPTED)
     yield context.new_page()
     context.close()
 

@@ -18,6 +18,7 @@ from kit import EVIDENCE, Kit, StoredVillage
 from tamper import behind_the_triggers, flip_one_byte
 
 import keys
+from api import create_app
 from ledger import merkle
 from ledger.canonical import b64decode, b64encode
 from ledger.note import open_checkpoint, verify_tlog_proof
@@ -311,6 +312,22 @@ def test_a_member_logs_in_by_signing_a_challenge(client: FlaskClient, village: S
     assert token.json["member"] == "grid1" and token.json["roles"] == ["grid_worker"]
 
 
+def test_a_signed_challenge_is_exchanged_once_whichever_worker_sees_it(
+    app: Flask, client: FlaskClient, village: StoredVillage
+) -> None:
+    issued = client.post(f"{BASE}/auth/challenge").json
+    signature = village.kit.keys["grid1"].sign(issued["message"].encode())
+    exchange = {"key": village.kit.key_b64("grid1"), "challenge": issued["challenge"], "signature": b64encode(signature)}
+    assert client.post(f"{BASE}/auth/token", json=exchange).status_code == 200
+    other_worker = create_app(app.config)  # its own store and caches, the same database
+    try:
+        replayed = other_worker.test_client().post(f"{BASE}/auth/token", json=exchange)
+        assert problem(replayed, 401)["detail"] == "the challenge was already used; ask for a new one"
+    finally:
+        other_worker.extensions["villageledger.store"].engine.dispose()
+    assert problem(client.post(f"{BASE}/auth/token", json=exchange), 401)["errors"][0]["field"] == "challenge"
+
+
 @pytest.mark.parametrize(
     ("signer", "claimed", "message"),
     [
@@ -475,7 +492,9 @@ def test_the_committee_reissues_a_plate_and_the_old_url_is_refused(
 
     old = plates.token_for(village.store, village.slug, "h1")
     problem(client.post(f"{BASE}/households/h1/plate", headers=login("grid1")), 403)
-    reissued = client.post(f"{BASE}/households/h1/plate", headers=login("founder")).json
-    assert reissued["household"] == "h1" and reissued["url"].startswith("http://localhost/h/")
+    forged_host = {**login("founder"), "Host": "evil.example"}
+    reissued = client.post(f"{BASE}/households/h1/plate", headers=forged_host).json
+    assert reissued["household"] == "h1" and reissued["url"].startswith("http://127.0.0.1:5000/h/"), (
+        "the plate points at VILLAGELEDGER_PUBLIC_URL (here the default), never at the request's Host")
     assert client.get(urlsplit(reissued["url"]).path).status_code == 200
     assert client.get(f"/h/{old}").status_code == 410

@@ -324,6 +324,17 @@ def test_a_grid_worker_files_for_an_elderly_villager_recorded_as_assisted(
     assert file(client, api, "environment", household="h2").status_code == 401
 
 
+@pytest.mark.parametrize("member", ["founder", "secretary", "auditor", "supervisor", "grid2"])
+def test_nobody_but_the_households_grid_worker_files_on_its_behalf(
+    client: FlaskClient, api: str, village: StoredVillage, login: Callable[[str], dict[str, str]], member: str
+) -> None:
+    size = village.size()
+    refused = file(client, api, "finances", household="h2", headers=login(member))
+    assert refused.status_code == 422 and refused.json["errors"][0]["field"] == "household", refused.json
+    assert f"only the grid worker of grid g1 may file on behalf of household h2, not {member}" in refused.json["detail"]
+    assert village.size() == size
+
+
 # --- deadlines and figures -------------------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -75,6 +76,28 @@ def test_the_committee_finds_a_household_by_its_heads_name_number_or_label(
     for outsider in ("auditor", "intake"):
         problem(client.get(f"{BASE}/households/search", headers=login(outsider)), 403)
     problem(client.get(f"{BASE}/households/search?limit=501", headers=secretary), 422, "limit")
+
+
+# One personal-data policy for every route (Caller.may_read_personal_data): who reads the head of household
+# h2's name, per role, through the search and through .../private.
+READS_H2_PERSONAL_DATA = {"founder": True, "secretary": True, "chen": True, "grid1": True, "grid2": False,
+                          "supervisor": False, "township": False, "auditor": False, "intake": False}
+
+
+@pytest.mark.parametrize("member", list(READS_H2_PERSONAL_DATA))
+def test_one_personal_data_policy_for_every_route(client: FlaskClient, village: StoredVillage, login: Login, member: str) -> None:
+    village.store.put_private(village.slug, "h2", {"head": "王建国", "phone": "13800000000"})
+    who = login(member)
+    private = client.get(f"{BASE}/households/h2/private", headers=who)
+    searched = client.get(f"{BASE}/households/search?q=王建国", headers=who)
+    listed = client.get(f"{BASE}/households/search?q=g1-h2", headers=who)
+    names = [item.get("name") for response in (searched, listed) if response.status_code == 200
+             for item in response.json["items"]]
+    reads = READS_H2_PERSONAL_DATA[member]
+    assert (private.status_code == 200) is reads, private.json
+    assert ("王建国" in names) is reads, "a name found by searching for it, or shown beside the number"
+    if not reads:
+        assert private.status_code == 403 and "王建国" not in listed.get_data(as_text=True)
 
 
 def test_a_grid_worker_searches_only_their_own_grid(client: FlaskClient, village: StoredVillage, login: Login) -> None:
@@ -353,6 +376,29 @@ def test_a_grid_workers_rows_outside_their_grid_are_flagged(client: FlaskClient,
     assert result["mapping"] == {"household": "household", "rule": "code", "amount": "points", "reason": "reason"}
     assert result["rows"][0]["errors"] == []
     assert result["rows"][1]["errors"] == [{"field": "household", "problem": "grid worker grid1 may act only in grid g1, not g2"}]
+
+
+def test_formula_looking_cells_are_refused_row_by_row(client: FlaskClient, village: StoredVillage, login: Login) -> None:
+    rows = [["户号", "规则编号", "分值", "事由"], ["h1", "M-01", "2", '=HYPERLINK("http://evil.example","点我")'],
+            ["h2", "M-01", "2", "@SUM(A1:A9)"], ["h2", "M-01", "2", "+1"], ["h2", "M-01", "2", "清理河道 = 好事"]]
+    result = preview(client, login("secretary"), csv_bytes(rows, "utf-8")).json
+    assert [[e["field"] for e in row["errors"]] for row in result["rows"]] == [["reason"], ["reason"], ["reason"], []]
+    assert "spreadsheet formula" in result["rows"][0]["errors"][0]["problem"]
+
+
+def test_a_workbook_of_a_million_blank_rows_is_refused_at_once(
+    client: FlaskClient, village: StoredVillage, login: Login
+) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["户号", "规则编号", "分值", "事由"])
+    sheet.cell(row=1_000_000, column=1, value="h1")  # read back as a million rows, all but one blank
+    out = io.BytesIO()
+    workbook.save(out)
+    started = time.monotonic()
+    body = problem(preview(client, login("secretary"), out.getvalue(), name="blank.xlsx"), 422, "file")
+    assert "more than 2000 lines (blank ones included)" in body["detail"]
+    assert time.monotonic() - started < 5
 
 
 def test_an_import_is_refused_whole_when_too_long_unreadable_or_not_the_callers_to_sign(

@@ -86,6 +86,20 @@ def test_points_outside_the_rule_cannot_be_submitted(console: Callable[[str], An
     assert village.store.state(village.slug).balance("household:h1", "morality") == 10
 
 
+def test_a_phone_number_in_a_reason_is_refused_before_anything_is_signed(
+    console: Callable[[str], Any], village: StoredVillage
+) -> None:
+    page = console("secretary")
+    size = village.size()
+    page.fill("#household-list", "g1-h1")
+    page.select_option("#rule", "M-01")
+    page.fill("#amount", "2")
+    page.fill("#reason", "帮助王大妈 电话 139 1234 5678")
+    page.click("#points-submit")
+    page.wait_for_selector(".status.bad")
+    assert "个人信息" in page.inner_text("#console-status") and village.size() == size
+
+
 def test_the_console_is_chinese_by_default_and_english_on_request(
     screen: Any, live_server: str, village: StoredVillage
 ) -> None:

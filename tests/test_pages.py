@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -236,3 +237,29 @@ def test_the_log_key_on_the_page_is_the_one_that_signed_the_checkpoint(
     html = client.get(door).get_data(as_text=True)
     context = json.loads(re.search(r'id="proof-context">(.*?)</script>', html, re.DOTALL).group(1))
     open_checkpoint(context["checkpoint"], [keys.parse_verifier_key(context["key"])])
+
+
+# --- the browser's protections ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("page", ["door", "/v/testvillage", "/v/testvillage/desk", "/v/testvillage/console",
+                                  "/v/testvillage/track", "/v/testvillage/complain"])
+def test_every_page_is_sent_with_a_strict_policy_never_framed_cached_or_referred(
+    client: FlaskClient, door: str, page: str
+) -> None:
+    response = client.get(door if page == "door" else page)
+    assert response.status_code == 200
+    policy = dict(part.strip().split(" ", 1) for part in response.headers["Content-Security-Policy"].split(";"))
+    assert policy["script-src"] == "'self'" and policy["frame-ancestors"] == "'none'" and policy["default-src"] == "'none'"
+    assert response.headers["X-Frame-Options"] == "DENY" and response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Cache-Control"] == "no-store" and response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_private_answers_are_not_stored_and_public_ones_may_be(
+    client: FlaskClient, village: StoredVillage, login: Callable[[str], dict[str, str]]
+) -> None:
+    headers = login("supervisor")
+    assert client.get(f"/api/v1/villages/{village.slug}/complaints", headers=headers).headers["Cache-Control"] == "no-store"
+    assert client.post(f"/api/v1/villages/{village.slug}/auth/challenge").headers["Cache-Control"] == "no-store"
+    public = client.get(f"/api/v1/villages/{village.slug}/households/h1")
+    assert "Cache-Control" not in public.headers and public.headers["Referrer-Policy"] == "no-referrer"

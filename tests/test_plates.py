@@ -22,6 +22,8 @@ from xml.etree import ElementTree
 import pytest
 from ci import missing_tool
 from click.testing import CliRunner, Result
+from flask import Flask
+from flask.testing import FlaskClient
 from kit import Kit, StoredVillage
 from PIL import Image
 from sqlalchemy import func, select
@@ -380,3 +382,18 @@ def test_reissue_plate_prints_the_new_url_and_the_old_plate_is_replaced(
 def test_codes_made_by_worker_processes_are_the_ones_made_here_in_order() -> None:
     urls = [plates.plate_url(BASE, f"{n:022d}") for n in range(plates.WORKERS_FROM + 40)]
     assert list(plates.qr_symbols(urls, workers=2)) == [plates.qr_symbol(url) for url in urls]
+
+
+@pytest.mark.slow
+def test_the_plates_of_the_api_point_at_the_public_url_whatever_the_host_header(
+    app: Flask, client: FlaskClient, village: StoredVillage, login: Callable[[str], dict[str, str]], tmp_path: Path,
+    font: str,
+) -> None:
+    app.config["PUBLIC_URL"] = "https://cun.example.cn"
+    response = client.get(f"/api/v1/villages/{village.slug}/plates.pdf?household=h1",
+                          headers={**login("founder"), "Host": "evil.example"})
+    pdf = tmp_path / "api.pdf"
+    pdf.write_bytes(response.data)
+    (page,) = render(pdf)
+    token = plates.token_for(village.store, village.slug, "h1")
+    assert decode(cells(page)[:1]) == [[f"QR-Code:https://cun.example.cn/h/{token}"]]

@@ -1406,3 +1406,34 @@ def test_a_log_of_rules_1_keeps_the_rules_it_was_written_under(old: MemoryLedger
     old.post("rule.publish", DEDUCTION_RULE)
     old.post("grid.define", {"grid": "g9", "name": "九组"}, time="2020-01-01T00:00:00Z")
     assert old.state.rules_version == 1 and old.state.latest_time == ""
+
+
+ID_CARD = "330182198001011231"  # 17 digits and a valid ISO 7064 MOD 11-2 check digit
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "field", "found"),
+    [
+        ("points.award", {"household": "h2", "rule": "M-01", "amount": 3, "reason": f"身份证{ID_CARD}"},
+         "entry.body.reason", "an ID card number"),
+        ("points.award", {"household": "h2", "rule": "M-01", "amount": 3, "reason": "电话 139-1234-5678 王大妈"},
+         "entry.body.reason", "a mobile phone number"),
+        ("household.update", {"household": "h2", "public": {"label": "王家 13912345678"}},
+         "entry.body.public.label", "a mobile phone number"),
+        ("affair.publish", {"affair": "f1", "category": "finance", "title": "补贴发放", "text": "打入卡号 6222 0212 3456 7890 128",
+                            "date": "2026-01-05", "finance": {"direction": "expense", "amount_fen": 100}},
+         "entry.body.text", "a bank card number"),
+    ],
+)
+def test_no_personal_data_enters_the_log_in_free_text(
+    ledger: MemoryLedger, kit: Kit, old: MemoryLedger, kind: str, body: dict[str, Any], field: str, found: str
+) -> None:
+    error = refused(ledger.state, kit.sign(kind, body), RuleViolation,
+                    rf"^rule 2 \(personal data\): {re.escape(field)} holds {found}; personal data never goes on the public log")
+    assert error.field == field
+    old.append(old.kit.sign(kind, body))  # a log of rules 1 stays verifiable as it was written
+
+
+def test_numbers_that_are_not_personal_data_pass(ledger: MemoryLedger, kit: Kit) -> None:
+    for reason in ("订单 1234567890123456", f"编号 {ID_CARD[:-1]}0", "2026年12月8日 清理河道 3 小时", "电话 0571-12345678"):
+        ledger.append(kit.award("h2", 1, reason=reason))

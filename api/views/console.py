@@ -103,8 +103,10 @@ def list_grids(village: str) -> dict[str, Any]:
 @blp.response(200, HouseholdMatches)
 @blp.doc(security=[{"bearer": []}])
 def search_households(query: dict[str, Any], village: str) -> dict[str, Any]:
-    """Find households by part of their number, public label or head of household's name (personal data:
-    the committee, supervisors and township see every household, a grid worker their own grid's)."""
+    """Find households by part of their number or public label, and by the head of household's name for
+    those the personal-data policy lets read it (``Caller.may_read_personal_data``): the committee,
+    supervisors and township see every household, a grid worker their own grid's; names only the
+    committee and the grid worker of the grid."""
     caller = _member_with(village, SEE_ALL_HOUSEHOLDS | {"grid_worker"},
                           "household search is for the committee, supervisors, the township and grid workers")
     grid = query.get("grid")
@@ -113,7 +115,8 @@ def search_households(query: dict[str, Any], village: str) -> dict[str, Any]:
             raise Problem(403, "forbidden", "Forbidden", f"a grid worker searches only their own grid ({caller.grid})",
                           errors=[{"field": "grid", "problem": f"is not your grid ({caller.grid})"}])
         grid = caller.grid
-    found = console.search_households(store(), village, q=query["q"], grid=grid, limit=query["limit"])
+    found = console.search_households(store(), village, q=query["q"], grid=grid, limit=query["limit"],
+                                      with_names=caller.may_read_personal_data(grid))
     return {"items": [vars(match) for match in found]}
 
 

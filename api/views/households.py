@@ -50,7 +50,7 @@ def get_private(village: str, household: str) -> dict[str, Any]:
     """The household's personal data (PIPL): committee members, and the grid worker of its grid, only."""
     caller = require_caller(village)
     view = reads.household(store(), village, household)
-    if not ("committee" in caller.roles or ("grid_worker" in caller.roles and caller.grid == view.row.grid)):
+    if not caller.may_read_personal_data(view.row.grid):
         raise Problem(403, "forbidden", "Forbidden",
                       "personal data is for the committee and the household's own grid worker")
     found = store().private(village, household)

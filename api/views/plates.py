@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from flask import Response, request
+from flask import Response, current_app
 from marshmallow import Schema, fields, validate
 
 from storage import plates
@@ -35,7 +35,9 @@ def _committee(village: str) -> Caller:
 
 
 def _base_url() -> str:
-    return str(request.host_url).rstrip("/")
+    """Where the plates' QR codes point: ``PUBLIC_URL`` (``VILLAGELEDGER_PUBLIC_URL``), else the CLI's
+    default; never the request's Host header, which any client chooses."""
+    return str(current_app.config.get("PUBLIC_URL") or plates.public_url()).rstrip("/")
 
 
 @blp.route("/<village>/plates.pdf")

@@ -2,7 +2,7 @@
 // list of numbers), a rule from the catalogue, the points (held to the rule's bounds before anything is
 // signed), a reason and evidence photos; one signed entry per household, posted as one batch (all or
 // nothing). A grid worker's searches only return their grid, and the ledger refuses anything else.
-import { $, fill } from "./forms.js";
+import { $, fill, holdsPersonalData } from "./forms.js";
 
 const MAX_BATCH = 1000;
 
@@ -100,6 +100,7 @@ export async function mount(section, { session, say, strings }) {
       if (!chosen.size) throw new Error(strings.none);
       if (!checkAmount()) throw new Error($(section, "#amount-error").textContent);
       if (!reason) throw new Error(strings.reason);
+      if (holdsPersonalData(reason)) throw new Error(strings.personal);
       if (rule.evidence_required && !photos.length) throw new Error(strings.evidence);
       say(strings.uploading);
       const evidence = [];

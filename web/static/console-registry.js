@@ -173,11 +173,11 @@ export async function mount(section, { village, session, say, strings }) {
       number: textProblem(record.number, 32, strings),
       "public.label": textProblem(value("label"), 32, strings, { required: false }),
       "public.group": textProblem(value("group"), 32, strings, { required: false }),
-      "data.head": textProblem(value("head"), 32, strings, { required: !editing || givesData }),
+      "data.head": textProblem(value("head"), 32, strings, { required: !editing || givesData, offLog: true }),
       "data.members": names.length > MAX_HOUSEHOLD_MEMBERS ? fill(strings.tooMany, { max: MAX_HOUSEHOLD_MEMBERS })
-        : names.map((name) => textProblem(name, 32, strings)).find(Boolean),
+        : names.map((name) => textProblem(name, 32, strings, { offLog: true })).find(Boolean),
       "data.phone": value("phone") && !PHONE.test(value("phone")) ? strings.phone : null,
-      "data.address": textProblem(value("address"), 200, strings, { required: false }),
+      "data.address": textProblem(value("address"), 200, strings, { required: false, offLog: true }),
     });
     return record;
   };

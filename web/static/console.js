@@ -1,7 +1,7 @@
 // The committee console: sign in once with the member's key (session.js), then each section of the page
 // (a <section data-module=NAME>) is run by its own module, static/console-NAME.js, which exports
 // mount(section, ctx). ctx: {village, session: {member, roles, call, sign, post}, say(text, bad),
-// strings: the section's <template class="strings"> data attributes}.
+// strings: the section's <template class="strings"> data attributes, and the console's own `personal`}.
 import { openSession } from "./session.js";
 
 const data = document.getElementById("console-data").dataset;
@@ -22,7 +22,7 @@ async function start() {
   document.getElementById("console-nav").hidden = false;
   say(signedIn);
   for (const section of document.querySelectorAll("section[data-module]")) {
-    const strings = section.querySelector("template.strings")?.dataset ?? {};
+    const strings = { personal: data.personal, ...section.querySelector("template.strings")?.dataset };
     const module = await import(`./console-${section.dataset.module}.js`);
     await module.mount(section, { village: data.village, session, say, strings });
     section.hidden = false;
