@@ -11,6 +11,7 @@ from ._ed25519 import (
     KeyFileError,
     SigningKey,
     load_private_key,
+    require_member_key,
     save_private_key,
     verify_signature,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "SigningKey",
     "key_name_problem",
     "load_private_key",
+    "require_member_key",
     "note_key_hash",
     "parse_verifier_key",
     "save_private_key",

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import NoReturn
 
+import nacl.bindings
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -187,8 +188,36 @@ def load_private_key(path: str | os.PathLike[str], passphrase: bytes) -> Signing
         raise KeyFileError(f"{target}: {exc}") from exc
 
 
+# The signature rule (docs/data-model.md §3.3), one for every verifier we ship, Python and browser:
+# RFC 8032 verification (cofactorless, S < L: OpenSSL's and BoringSSL's), and, before it, the public key A
+# and the signature's R must each be the canonical encoding (y < p) of a point whose order is not small.
+# So all of them accept exactly speccheck case 3 of ../shared/vectors/ed25519-speccheck (libsodium's row),
+# whatever their treatment of small-order points and non-canonical encodings.
+FIELD_PRIME = 2**255 - 19
+# The points of order 1, 2, 4 and 8 (libsodium's blocklist), as canonical encodings with the sign bit clear.
+SMALL_ORDER_POINTS = frozenset(bytes.fromhex(point) for point in (
+    "0000000000000000000000000000000000000000000000000000000000000000",  # order 4: (±sqrt(-1), 0)
+    "0100000000000000000000000000000000000000000000000000000000000000",  # order 1: the identity
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # order 2: (0, -1)
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",  # order 8
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+))
+
+
+def point_problem(encoded: bytes) -> str | None:
+    """Why the 32-byte ``encoded`` point may not stand as a public key or a signature's R: it is not
+    canonical, or its order is small; None if it may."""
+    y = int.from_bytes(encoded, "little") & ((1 << 255) - 1)
+    if y >= FIELD_PRIME:
+        return "is not a canonical encoding"
+    if encoded[:31] + bytes([encoded[31] & 0x7F]) in SMALL_ORDER_POINTS:
+        return "is a point of small order"
+    return None
+
+
 def verify_signature(public: bytes, signature: bytes, message: bytes) -> None:
-    """Return None if ``signature`` is a valid Ed25519 signature of ``message`` under ``public``.
+    """Return None if ``signature`` is a valid Ed25519 signature of ``message`` under ``public`` by the
+    signature rule above.
 
     Raises SignatureError when it is not, or when ``public`` is not 32 bytes or ``signature`` not 64.
     """
@@ -196,9 +225,27 @@ def verify_signature(public: bytes, signature: bytes, message: bytes) -> None:
         raise SignatureError(f"public key is {len(public)} bytes, expected {PUBLIC_KEY_SIZE}")
     if len(signature) != SIGNATURE_SIZE:
         raise SignatureError(f"signature is {len(signature)} bytes, expected {SIGNATURE_SIZE}")
+    for what, point in (("public key", public), ("signature's R", signature[:32])):
+        problem = point_problem(point)
+        if problem:
+            raise SignatureError(f"Ed25519 {what} {problem}")
     try:
         Ed25519PublicKey.from_public_bytes(public).verify(signature, message)
     except InvalidSignature as exc:
         raise SignatureError("Ed25519 signature does not verify under the given public key") from exc
     except ValueError as exc:  # a public key that does not decode to a curve point
         raise SignatureError(f"public key is not a valid Ed25519 key: {exc}") from exc
+
+
+def require_member_key(public: bytes) -> None:
+    """A key may be registered for a member only if it is the canonical encoding of a point of the prime-order
+    subgroup (libsodium's crypto_core_ed25519_is_valid_point): no small-order, mixed-order or non-canonical
+    key, under which signatures could be made without the private key or verify differently elsewhere.
+    Raises SignatureError saying why."""
+    if len(public) != PUBLIC_KEY_SIZE:
+        raise SignatureError(f"public key is {len(public)} bytes, expected {PUBLIC_KEY_SIZE}")
+    problem = point_problem(public)
+    if problem is None and not nacl.bindings.crypto_core_ed25519_is_valid_point(public):
+        problem = "is not a point of the prime-order subgroup"
+    if problem:
+        raise SignatureError(f"Ed25519 public key {problem}")

@@ -34,10 +34,12 @@ from typing import Any, NamedTuple, Protocol
 import unicodedata
 from datetime import timedelta
 
+import keys
+
 from .canonical import b64decode, b64encode
 from .entries import Entry, entry_time, free_texts, parse_time
 from .personal import find_personal_data
-from .errors import NotAuthorised, Replay, RuleViolation
+from .errors import NotAuthorised, Replay, RuleViolation, SignatureError
 
 ISSUER = "village"
 SUPERMARKET = "supermarket"
@@ -578,6 +580,14 @@ def _check_no_personal_data(entry: Entry) -> None:
 
 def _genesis(state: State, entry: Entry, _: Member, changes: Changes) -> None:
     body = entry.body
+    founded = [(body["founder"], body["founder_name"], "committee", entry.author, "entry.author")]
+    if "authority" in body:
+        authority = body["authority"]
+        founded.append((authority["member"], authority["name"], "township", b64decode(authority["key"], length=32),
+                        "entry.body.authority.key"))
+    if body.get("rules", 1) >= 2:
+        for *_, public, where in founded:
+            _require_member_key(public, where)
     state.village = Village(
         slug=entry.village,
         name=body["name"],
@@ -588,11 +598,7 @@ def _genesis(state: State, entry: Entry, _: Member, changes: Changes) -> None:
         green_card_threshold=body["green_card_threshold"],
         rules=body.get("rules", 1),
     )
-    founded = [(body["founder"], body["founder_name"], "committee", entry.author)]
-    if "authority" in body:
-        authority = body["authority"]
-        founded.append((authority["member"], authority["name"], "township", b64decode(authority["key"], length=32)))
-    for member_id, name, role, public in founded:
+    for member_id, name, role, public, _ in founded:
         state.members[member_id] = Member(member_id, name, frozenset({role}), None, None, state.size)
         state.keys[public] = KeyRecord(public, member_id, state.size)
         changes.members.add(member_id)
@@ -616,9 +622,19 @@ def _require_member(state: State, member: str) -> Member:
     return state.members[member]
 
 
-def _require_new_key(state: State, public: bytes) -> None:
+def _require_new_key(state: State, public: bytes, field: str = "entry.body.key") -> None:
     if public in state.keys:
-        raise RuleViolation(f"key {b64encode(public)} is already registered", field="entry.body.key")
+        raise RuleViolation(f"key {b64encode(public)} is already registered", field=field)
+    if state.rules_version >= 2:
+        _require_member_key(public, field)
+
+
+def _require_member_key(public: bytes, field: str) -> None:
+    """Rules 2: a key registered for a member is a point of the prime-order subgroup (keys.require_member_key)."""
+    try:
+        keys.require_member_key(public)
+    except SignatureError as exc:
+        raise RuleViolation(f"rule 2 (keys): {exc}: no signature under it would prove anything", field=field) from exc
 
 
 # Roles a village must never be left without an active key of: under rules 1 the committee; under rules 2

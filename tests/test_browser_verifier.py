@@ -57,6 +57,7 @@ API = [
     "verifyConsistency",
     "verifyEntry",
     "verifyInclusion",
+    "verifySignature",
 ]
 
 # In the page, after SETUP: window.harness = {verify (the module), bytes (base64 to Uint8Array), hex,
@@ -115,7 +116,7 @@ def page(chromium: Any, static_server: str) -> Iterator[Any]:
 
 def test_the_module_is_small_and_needs_nothing_but_webcrypto() -> None:
     source = (STATIC / "verify.js").read_text(encoding="utf-8")
-    assert len(source.encode()) < 15_000
+    assert len(source.encode()) < 18_000
     assert not re.search(r"^\s*import\b|\bimport\(|\brequire\(|https?://", source, re.MULTILINE)
     exported = sorted(re.findall(r"^export async function (\w+)", source, re.MULTILINE))
     assert exported == API
@@ -651,3 +652,25 @@ def test_the_worked_example_of_the_data_model_verifies(page: Any) -> None:
     assert verify_receipts(page, [entry], vkey.group(1), "ledger.example.org/xiaoxi") == [
         {"ok": True, "size": 6}
     ]
+
+
+SPECCHECK = json.loads((Path(__file__).resolve().parent / "assets" / "ed25519-speccheck" / "cases.json").read_text())
+
+
+def test_the_phone_keeps_the_one_signature_rule_over_the_speccheck_cases(page: Any) -> None:
+    """verify.js accepts exactly what keys.verify_signature accepts (tests/test_keys.py): case 3 alone."""
+    accepted = page.evaluate(
+        """async (cases) => {
+            const { verify, error } = window.harness;
+            const raw = (text) => Uint8Array.from(text.match(/../g), (pair) => parseInt(pair, 16));
+            const results = [];
+            for (const c of cases) {
+                results.push(await error(() => verify.verifySignature(raw(c.pub_key), raw(c.signature), raw(c.message))));
+            }
+            return results;
+        }""",
+        SPECCHECK,
+    )
+    assert [n for n, failure in enumerate(accepted) if failure is None] == [3]
+    assert accepted[0] == "Ed25519 public key is a point of small order"
+    assert accepted[2] == "Ed25519 signature's R is a point of small order"

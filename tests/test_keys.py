@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import stat
@@ -318,3 +319,51 @@ def test_note_verifier_verifies_raw_signatures() -> None:
     verifier.verify(b"text\n", KEY.sign(b"text\n"))
     with pytest.raises(SignatureError, match="does not verify"):
         verifier.verify(b"text!\n", KEY.sign(b"text\n"))
+
+
+# --- one signature rule: the ed25519-speccheck table --------------------------------------------------------
+
+SPECCHECK = Path(__file__).resolve().parent / "assets" / "ed25519-speccheck"
+CASES = json.loads((SPECCHECK / "cases.json").read_text())
+ACCEPTED = {3}  # the signature rule's row: small-order or non-canonical A or R, S >= L, cofactored only: refused
+
+
+def test_the_copied_speccheck_cases_are_the_published_ones() -> None:
+    published = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "ed25519-speccheck" / "cases.json"
+    if not published.exists():
+        pytest.skip("../shared is not beside this clone")
+    assert (SPECCHECK / "cases.json").read_bytes() == published.read_bytes()
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_the_signature_rule_over_the_speccheck_cases(case: int) -> None:
+    vector = CASES[case]
+    public, signature, message = (bytes.fromhex(vector[name]) for name in ("pub_key", "signature", "message"))
+    if case in ACCEPTED:
+        keys.verify_signature(public, signature, message)
+    else:
+        with pytest.raises(SignatureError):
+            keys.verify_signature(public, signature, message)
+
+
+@pytest.mark.parametrize(
+    ("public", "problem"),
+    [
+        pytest.param(bytes.fromhex(CASES[0]["pub_key"]), "is a point of small order", id="speccheck 0 (order 8)"),
+        pytest.param(bytes.fromhex(CASES[10]["pub_key"]), "is a point of small order", id="speccheck 10 (order 2, sign bit set)"),
+        pytest.param(bytes.fromhex(CASES[3]["pub_key"]), "is not a point of the prime-order subgroup", id="speccheck 3 (mixed order)"),
+        pytest.param((2**255 - 19 + 1).to_bytes(32, "little"), "is not a canonical encoding", id="y = p + 1"),
+    ],
+)
+def test_no_small_order_mixed_order_or_non_canonical_key_is_a_member_key(public: bytes, problem: str) -> None:
+    with pytest.raises(SignatureError, match=f"^Ed25519 public key {problem}$"):
+        keys.require_member_key(public)
+    keys.require_member_key(keys.SigningKey.generate().public_bytes)
+
+
+def test_under_a_small_order_key_no_fixed_signature_verifies_any_message() -> None:
+    """Before the rule, speccheck case 0's signature verified under its key for about 1 message in 9."""
+    public, signature = (bytes.fromhex(CASES[0][name]) for name in ("pub_key", "signature"))
+    for n in range(400):
+        with pytest.raises(SignatureError):
+            keys.verify_signature(public, signature, os.urandom(32) + n.to_bytes(2, "big"))

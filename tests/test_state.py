@@ -1437,3 +1437,14 @@ def test_no_personal_data_enters_the_log_in_free_text(
 def test_numbers_that_are_not_personal_data_pass(ledger: MemoryLedger, kit: Kit) -> None:
     for reason in ("订单 1234567890123456", f"编号 {ID_CARD[:-1]}0", "2026年12月8日 清理河道 3 小时", "电话 0571-12345678"):
         ledger.append(kit.award("h2", 1, reason=reason))
+
+
+SMALL_ORDER_KEY = "xxdqcD1N2E+6PAt2DRBnDyogU/osOczGTsf9d5KsA/o="  # ed25519-speccheck case 0's public key
+
+
+@pytest.mark.parametrize("kind", ["member.add", "key.add"])
+def test_a_key_anyone_could_sign_for_is_never_registered(refuse: Callable[..., EntryError], kit: Kit, kind: str) -> None:
+    body = ({"member": "mole", "name": "无钥匙", "roles": ["committee"], "key": SMALL_ORDER_KEY} if kind == "member.add"
+            else {"member": "secretary", "key": SMALL_ORDER_KEY})
+    error = refuse(kit.sign(kind, body), RuleViolation, r"^rule 2 \(keys\): Ed25519 public key is a point of small order")
+    assert error.field == "entry.body.key"

@@ -1,7 +1,9 @@
 // A member's key in the browser: open the encrypted PKCS#8 key file that keys/_ed25519.py writes, keep the
 // key non-extractable in IndexedDB, sign entries exactly as ledger/entries.py does (docs/data-model.md §2,
-// §3) and log in as api/auth.py expects (§12). WebCrypto and IndexedDB only; a failure throws an Error
-// saying what is wrong. The private key is in JavaScript's hands only while importKeyFile runs.
+// §3) and log in as api/auth.py expects (§12). WebCrypto and IndexedDB only, and verify.js's signature
+// rule; a failure throws an Error saying what is wrong. The private key is in JavaScript's hands only
+// while importKeyFile runs.
+import { verifySignature } from "./verify.js";
 
 const ENTRY_DOMAIN = "villageledger/entry/v1\n"; // ledger.entries.SIGNING_DOMAIN
 const AUTH_DOMAIN = "villageledger/auth/v1"; // api.auth.AUTH_DOMAIN
@@ -390,9 +392,11 @@ export function makeUnsigned({ kind, village, body, author, cosigner, time, id }
 }
 
 async function requireSignature(publicKey, sig, message, problem) {
-  const raw = b64decode(publicKey, "public key");
-  const key = await crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]);
-  if (!(await crypto.subtle.verify({ name: "Ed25519" }, key, b64decode(sig, "signature"), message))) fail(problem);
+  try {
+    await verifySignature(b64decode(publicKey, "public key"), b64decode(sig, "signature"), message);
+  } catch (exc) {
+    fail(problem, exc);
+  }
 }
 
 /** The base64 Ed25519 signature of `message`, checked under `publicKey` before it is handed out. */

@@ -204,8 +204,35 @@ export async function parseVerifierKey(text) {
   return { name, keyId, publicKey };
 }
 
-async function verifyEd25519(publicKey, signature, message) {
+// The signature rule (docs/data-model.md §3.3; keys/_ed25519.py): RFC 8032 verification by WebCrypto, and
+// before it the public key and the signature's R must each be the canonical encoding (y < p) of a point
+// whose order is not small. The points of order 1, 2, 4 and 8, as canonical encodings with the sign bit clear:
+const SMALL_ORDER = [
+  "0000000000000000000000000000000000000000000000000000000000000000",
+  "0100000000000000000000000000000000000000000000000000000000000000",
+  "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+  "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+  "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+];
+const FIELD_PRIME = 2n ** 255n - 19n;
+
+function pointProblem(encoded) {
+  const y = BigInt(`0x${hex(encoded.slice().reverse())}`) & (2n ** 255n - 1n);
+  if (y >= FIELD_PRIME) return "is not a canonical encoding";
+  const cleared = encoded.slice();
+  cleared[31] &= 0x7f;
+  return SMALL_ORDER.includes(hex(cleared)) ? "is a point of small order" : null;
+}
+
+/** Returns if `signature` (64 bytes) is `publicKey`'s (32 bytes) Ed25519 signature of `message` by the
+ * signature rule; throws an Error saying why not. */
+export async function verifySignature(publicKey, signature, message) {
+  if (publicKey.length !== 32) fail(`public key is ${publicKey.length} bytes, expected 32`);
   if (signature.length !== 64) fail(`signature is ${signature.length} bytes, expected 64`);
+  for (const [what, point] of [["public key", publicKey], ["signature's R", signature.slice(0, 32)]]) {
+    const problem = pointProblem(point);
+    if (problem) fail(`Ed25519 ${what} ${problem}`);
+  }
   let valid;
   try {
     const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
@@ -261,7 +288,7 @@ async function openNote(note, verifiers) {
       continue;
     }
     try {
-      await verifyEd25519(verifier.publicKey, signature, message);
+      await verifySignature(verifier.publicKey, signature, message);
     } catch (exc) {
       fail(`signature ${i + 1} by trusted key ${label} does not verify: ${exc.message}`, exc);
     }
