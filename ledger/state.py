@@ -586,7 +586,7 @@ def _genesis(state: State, entry: Entry, _: Member, changes: Changes) -> None:
         founded.append((authority["member"], authority["name"], "township", b64decode(authority["key"], length=32),
                         "entry.body.authority.key"))
     if body.get("rules", 1) >= 2:
-        for *_, public, where in founded:
+        for *_named, public, where in founded:
             _require_member_key(public, where)
     state.village = Village(
         slug=entry.village,
@@ -598,7 +598,7 @@ def _genesis(state: State, entry: Entry, _: Member, changes: Changes) -> None:
         green_card_threshold=body["green_card_threshold"],
         rules=body.get("rules", 1),
     )
-    for member_id, name, role, public, _ in founded:
+    for member_id, name, role, public, _where in founded:
         state.members[member_id] = Member(member_id, name, frozenset({role}), None, None, state.size)
         state.keys[public] = KeyRecord(public, member_id, state.size)
         changes.members.add(member_id)
