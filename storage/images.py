@@ -8,9 +8,11 @@ and encodes new bytes from them alone. Pure: no Flask, no database.
 Plan (``clean_image``):
   (1) refuse an empty file, or one over MAX_PHOTO_BYTES, before decoding anything;
   (2) identify the file by opening it with Pillow restricted to JPEG (with MPO, the multi-picture JPEG of
-      many phone cameras), PNG and WebP, never by its name or the client's media type; refuse it over
-      MAX_PIXELS before decoding its pixels; then decode its first frame completely, so that a truncated
-      or corrupt file is refused here;
+      many phone cameras), PNG and WebP, never by its name or the client's media type; refuse it, from its
+      header and before decoding any pixel, over MAX_PIXELS (a JPEG: a phone photo is at most 50 Mpx, and
+      is decoded at the smallest DCT scale that still gives MAX_EDGE) or over MAX_WHOLE_PIXELS (PNG and
+      WebP, which decode whole); then decode its first frame completely, so that a truncated or corrupt
+      file is refused here;
   (3) turn it upright as its EXIF Orientation says;
   (4) bring it to 8-bit "RGB", or "RGBA" for a PNG with transparency; JPEG has no alpha, so any other
       transparent image is flattened onto white;
@@ -20,20 +22,28 @@ Plan (``clean_image``):
   (7) encode: a PNG stays PNG (a screenshot stays sharp), anything else becomes JPEG at quality 85.
 For a given Pillow the output is a function of the input bytes, so equal uploads have equal hashes.
 
+Memory: a process cleans one photo at a time (``_ONE_AT_A_TIME``: a 16 Mpx PNG takes some 300 MB while
+it is decoded, converted and scaled), and gives the freed memory back to the system after each (glibc's
+``malloc_trim``), so a worker's memory returns to where it was after a burst of photos.
+
 Decompression bombs: Pillow itself warns (``DecompressionBombWarning``) inside ``Image.open`` over its
-global ``Image.MAX_IMAGE_PIXELS`` (about 89 Mpx) and raises over twice that. MAX_PIXELS is lower, so
-either means "too many pixels"; the check against MAX_PIXELS right after opening is the guard, and the
+global ``Image.MAX_IMAGE_PIXELS`` (about 89 Mpx) and raises over twice that. Our limits are lower, so
+either means "too many pixels"; the check against our limits right after opening is the guard, and the
 global is left alone. The warning is made an error only so that none escapes: ``warnings.catch_warnings``
 swaps the process-wide filters while a file is read, which is not thread-safe before Python 3.14's
 context-aware warnings, but a race can only leave that filter installed or lose it for one read, and the
-MAX_PIXELS check does not depend on it.
+limit check does not depend on it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import hashlib
 import io
 import struct
+import sys
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -42,9 +52,13 @@ from typing import Final, Literal
 
 from PIL import ExifTags, Image
 
+_ONE_AT_A_TIME = threading.Lock()
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6") if sys.platform == "linux" else None
+
 MAX_PHOTO_BYTES: Final = 8 * 1024 * 1024  # upload size limit per photo
 MAX_PHOTOS: Final = 4  # per complaint or message
-MAX_PIXELS: Final = 40_000_000  # width * height; a 12 Mpx phone photo is well under it
+MAX_PIXELS: Final = 50_000_000  # width * height of a JPEG, decoded at a reduced scale; a phone photo fits
+MAX_WHOLE_PIXELS: Final = 16_000_000  # of a PNG or WebP, decoded whole; a 4K screenshot is 8.3 Mpx
 MAX_EDGE: Final = 2048  # the longer edge after re-encoding
 JPEG_QUALITY: Final = 85
 
@@ -112,17 +126,23 @@ def clean_image(raw: bytes, *, name: str = "", field: str = "photos") -> CleanIm
     if len(raw) > MAX_PHOTO_BYTES:
         message = f"{where} is {len(raw):,} bytes; at most {MAX_PHOTO_BYTES:,} are allowed"
         raise ImageRejected(message, field=field, code="too_large")
-    with _reading_untrusted_bytes():
-        source = _decode(raw, where=where, field=field)  # (2)
-        upright = _upright(source)  # (3)
-    as_png = source.format == "PNG"
-    pixels = _fit(_eight_bit(upright, keep_alpha=as_png))  # (4), (5)
-    fresh = Image.frombytes(pixels.mode, pixels.size, pixels.tobytes())  # (6)
-    out = io.BytesIO()  # (7)
-    if as_png:
-        fresh.save(out, "PNG", optimize=True)
-    else:
-        fresh.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
+    with _ONE_AT_A_TIME:
+        try:
+            with _reading_untrusted_bytes():
+                source = _decode(raw, where=where, field=field)  # (2)
+                upright = _upright(source)  # (3)
+            as_png = source.format == "PNG"
+            pixels = _fit(_eight_bit(upright, keep_alpha=as_png))  # (4), (5)
+            fresh = Image.frombytes(pixels.mode, pixels.size, pixels.tobytes())  # (6)
+            out = io.BytesIO()  # (7)
+            if as_png:
+                fresh.save(out, "PNG", optimize=True)
+            else:
+                fresh.save(out, "JPEG", quality=JPEG_QUALITY, optimize=True)
+            del source, upright, pixels
+        finally:
+            if _LIBC is not None:
+                _LIBC.malloc_trim(0)
     data = out.getvalue()
     return CleanImage(
         data=data,
@@ -150,12 +170,16 @@ def _decode(raw: bytes, *, where: str, field: str) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(raw), formats=ACCEPTED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise _too_many_pixels(where, field) from error
+        raise _too_many_pixels(where, field, MAX_WHOLE_PIXELS) from error
     except (OSError, SyntaxError, ValueError) as error:  # PIL.UnidentifiedImageError is an OSError
         message = f"{where} is not a JPEG, PNG or WebP image"
         raise ImageRejected(message, field=field, code="not_an_image") from error
-    if image.width * image.height > MAX_PIXELS:
-        raise _too_many_pixels(where, field)
+    limit = MAX_PIXELS if image.format in ("JPEG", "MPO") else MAX_WHOLE_PIXELS
+    if image.width * image.height > limit:
+        raise _too_many_pixels(where, field, limit)
+    if image.format in ("JPEG", "MPO"):
+        longer = max(image.size)
+        image.draft(image.mode, (image.width * MAX_EDGE // longer, image.height * MAX_EDGE // longer))
     try:
         image.load()
     except (OSError, SyntaxError, ValueError) as error:
@@ -164,8 +188,8 @@ def _decode(raw: bytes, *, where: str, field: str) -> Image.Image:
     return image
 
 
-def _too_many_pixels(where: str, field: str) -> ImageRejected:
-    return ImageRejected(f"{where} has more than {MAX_PIXELS:,} pixels", field=field, code="too_many_pixels")
+def _too_many_pixels(where: str, field: str, limit: int) -> ImageRejected:
+    return ImageRejected(f"{where} has more than {limit:,} pixels", field=field, code="too_many_pixels")
 
 
 def _upright(image: Image.Image) -> Image.Image:

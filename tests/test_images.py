@@ -11,10 +11,13 @@ import hashlib
 import io
 import math
 import struct
+import subprocess
+import sys
 import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +30,7 @@ from storage.images import (
     MAX_PHOTO_BYTES,
     MAX_PHOTOS,
     MAX_PIXELS,
+    MAX_WHOLE_PIXELS,
     SHOWN_NAME_CHARS,
     CleanImage,
     ImageRejected,
@@ -361,9 +365,10 @@ OVER_PIXEL_LIMITS = {
 }
 
 
-def test_our_pixel_limit_is_below_pillows() -> None:
+def test_our_pixel_limits_are_below_pillows() -> None:
     width, height = OVER_PIXEL_LIMITS["ours"]
-    assert MAX_PIXELS < width * height <= PILLOW_LIMIT  # so the three cases below test three code paths
+    assert MAX_WHOLE_PIXELS < width * height <= PILLOW_LIMIT  # so the three cases below test three code paths
+    assert MAX_PIXELS < PILLOW_LIMIT
 
 
 @pytest.mark.parametrize("size", OVER_PIXEL_LIMITS.values(), ids=OVER_PIXEL_LIMITS.keys())
@@ -376,7 +381,7 @@ def test_an_image_over_max_pixels_is_refused_and_no_warning_escapes(size: tuple[
     assert caught == []
     assert (error.code, str(error)) == (
         "too_many_pixels",
-        "photos ('bomb.png') has more than 40,000,000 pixels",
+        "photos ('bomb.png') has more than 16,000,000 pixels",
     )
     assert Image.MAX_IMAGE_PIXELS == PILLOW_LIMIT
 
@@ -453,3 +458,54 @@ def test_a_corrupted_photo_is_cleaned_or_refused_never_anything_else(
         assert error.code in {"not_an_image", "damaged", "too_many_pixels"}
     else:
         assert clean.sha256 == hashlib.sha256(clean.data).hexdigest()
+
+
+def flat_jpeg(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (30, 120, 60)).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def test_a_50_mpx_phone_photo_is_accepted_decoded_at_a_reduced_scale() -> None:
+    cleaned = clean_image(flat_jpeg(8160, 6120))  # a 50 Mpx phone camera's photo
+    assert (cleaned.width, cleaned.height) == (2048, 1536)
+
+
+def test_a_jpeg_over_50_mpx_is_refused_before_its_pixels_are_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = flat_jpeg(8200, 6200)
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("pixels were decoded"))
+    assert (rejected(raw, name="big.jpg").code, MAX_PIXELS) == ("too_many_pixels", 50_000_000)
+
+
+def test_the_attackers_png_of_40_mpx_is_refused_before_its_pixels_are_decoded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """155 KB that decode to 6324 x 6324 RGBA (160 MB of pixels): it took 75 s of CPU and 3 GB a worker."""
+    out = io.BytesIO()
+    Image.new("RGBA", (6324, 6324), (10, 20, 30, 255)).save(out, "PNG")
+    monkeypatch.setattr(Image.Image, "load", lambda self: pytest.fail("pixels were decoded"))
+    assert rejected(out.getvalue(), name="bomb.png").code == "too_many_pixels"
+
+
+MEMORY_PROBE = """
+import io, sys, threading
+from PIL import Image
+from storage.images import clean_image
+def rss_mb(): return int(open("/proc/self/statm").read().split()[1]) * 4096 // 2**20
+out = io.BytesIO()
+Image.new("RGBA", (4000, 4000), (10, 20, 30, 255)).save(out, "PNG")
+raw = out.getvalue()
+clean_image(raw)  # imports and first-use allocations
+before = rss_mb()
+threads = [threading.Thread(target=clean_image, args=(raw,)) for _ in range(8)]
+for thread in threads: thread.start()
+for thread in threads: thread.join()
+print(before, rss_mb())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc/self/statm")
+def test_a_burst_of_large_photos_leaves_a_process_as_it_found_it() -> None:
+    """Eight 16 Mpx PNGs cleaned by eight threads at once: one at a time, and the memory given back."""
+    probe = subprocess.run([sys.executable, "-c", MEMORY_PROBE], capture_output=True, text=True, check=True,
+                           cwd=Path(__file__).resolve().parents[1], timeout=300)
+    before, after = map(int, probe.stdout.split())
+    assert after - before < 64, f"resident memory grew from {before} MB to {after} MB"
