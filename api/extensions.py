@@ -61,9 +61,10 @@ class Api(flask_smorest.Api):
 
 
 api = Api()
-# Per-client limits on filing and tracking complaints. Client addresses live only in the limiter's
-# memory (per worker process), never in the database: anonymous complaints store no address.
-limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", strategy="fixed-window")
+# Per-client limits on filing and tracking complaints, in the store RATELIMIT_STORAGE_URI names: memory://
+# (one process: the development server) or a Redis/Valkey every worker shares (redis://...: the deploy).
+# Client addresses live only there, never in the database: anonymous complaints store no address.
+limiter = Limiter(key_func=get_remote_address, strategy="fixed-window")
 
 
 def init_store(app: Flask) -> None:

@@ -34,7 +34,7 @@ import shutil
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from kit import LOG_KEY_PASSPHRASE, Kit, StoredVillage
 from pgserver import TemporaryPostgres, find_bindir
+from servers import BIN, REDIS_SERVER, Server, TemporaryRedis, free_port, no_control_socket
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -236,6 +237,53 @@ def desk(village: StoredVillage) -> str:
     village.append(kit.sign("member.add", {"member": "desk", "name": "投诉受理台", "roles": ["intake"], "key": public},
                             by=kit.appointer))
     return public
+
+
+# --- real servers: gunicorn for the test village, Redis for the shared limits ----------------------------
+
+
+@pytest.fixture
+def server_environment(database_url: str, tmp_path: Path) -> dict[str, str]:
+    """What a deployment configures: the database, the secret key and the log keys' passphrase."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "VILLAGELEDGER_DATABASE_URL": database_url,
+        "VILLAGELEDGER_SECRET_KEY": "test-secret",
+        "VILLAGELEDGER_LOG_KEY_PASSPHRASE": LOG_KEY_PASSPHRASE.decode(),
+        "VILLAGELEDGER_INSTANCE_PATH": str(tmp_path / "instance"),
+    }
+
+
+@pytest.fixture
+def serve(
+    village: StoredVillage, server_environment: dict[str, str], tmp_path: Path
+) -> Iterator[Callable[..., Server]]:
+    """``serve(workers=2, *, wrapper=(), options=())``: a gunicorn server of the test village, not started
+    yet (``.start()``), ``wrapper`` the command it runs under (strace, setpriv). Each start first closes
+    the test's own database connections. Every server still running is killed after the test."""
+    servers: list[Server] = []
+
+    def make(workers: int = 2, *, wrapper: Sequence[str] = (), options: Sequence[str] = ()) -> Server:
+        port = free_port()
+        command = [*wrapper, str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+                   *no_control_socket(), *options, "api:create_app()"]
+        servers.append(Server(command, environment=server_environment, port=port, slug=village.slug,
+                              log=tmp_path / f"server-{len(servers)}.log", before_start=village.store.engine.dispose))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis server of this session (Debian's redis-server); without one the tests that need it skip,
+    except under CI, where they fail."""
+    if REDIS_SERVER is None:
+        missing_tool("shared-limit tests", "no redis-server: apt-get install redis-server")
+    with TemporaryRedis() as url:
+        yield url
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright never downloads a browser here

@@ -28,8 +28,6 @@ import itertools
 import os
 import random
 import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -46,7 +44,8 @@ from typing import Self
 
 import pytest
 from ci import missing_tool
-from kit import LOG_KEY_PASSPHRASE, Kit, StoredVillage
+from kit import Kit, StoredVillage
+from servers import BIN, Server, eventually
 from sqlalchemy import Engine, select, text
 from sqlalchemy.engine import make_url
 
@@ -60,8 +59,6 @@ from storage import models as m
 
 pytestmark = pytest.mark.slow
 
-PROJECT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 ON_SQLITE = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 ON_POSTGRESQL = pytest.mark.parametrize(
     "backend", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True
@@ -72,8 +69,6 @@ BATCHES_PER_CLIENT = 1_000  # far more than a client posts in any test here (a c
 REQUEST_TIMEOUT = 20.0  # a request unanswered this long is a hung request
 CLIENT_LIMIT = 90.0  # no client thread runs longer
 RETRY_PAUSE = 0.05
-START_TIMEOUT = 60.0
-WAIT_TIMEOUT = 30.0
 CRASH_CYCLES = 5
 KILL_AFTER_AT_MOST = 40  # acknowledged entries: a kill's moment counted in work done, whatever the machine's speed
 FAULT_ROUNDS = 3
@@ -81,132 +76,6 @@ UNAVAILABLE = TYPE_PREFIX + "unavailable"
 
 
 # --- servers -----------------------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _no_control_socket() -> list[str]:
-    """gunicorn 27 opens a control socket in ~/.gunicorn unless told not to; older versions lack the option."""
-    from gunicorn.config import KNOWN_SETTINGS
-
-    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
-
-
-def _living(group: int) -> list[int]:
-    """The processes of a process group that have not exited. A zombie has (it holds no file, lock or
-    socket any more) and is left for init to reap, which it may do seconds later."""
-    living = []
-    for process in Path("/proc").iterdir():
-        try:
-            state, _parent, process_group = (process / "stat").read_text().rsplit(")", 1)[1].split()[:3]
-        except (OSError, ValueError):  # not a process, or one that just exited
-            continue
-        if int(process_group) == group and state not in ("Z", "X"):
-            living.append(int(process.name))
-    return living
-
-
-class Server:
-    """An API server's process tree, in a process group of its own, restartable on the same port."""
-
-    def __init__(self, command: list[str], *, environment: dict[str, str], port: int, slug: str, log: Path,
-                 before_start: Callable[[], None]) -> None:
-        self.command, self.environment, self.port, self.slug, self.log = command, environment, port, slug, log
-        self.before_start = before_start
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Server:
-        """Start the server; return once it answers a read of the village."""
-        assert self.process is None, "the server is already running"
-        self.before_start()
-        with self.log.open("ab") as log:
-            # From the checkout, as the README runs it (the app imports its sibling packages from there).
-            self.process = subprocess.Popen(
-                self.command, cwd=PROJECT, env=self.environment, stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                self.kill()
-                pytest.fail(f"the server exited while starting; its log:\n{self.log_tail()}")
-            if self._answers():
-                return self
-            time.sleep(0.05)
-        self.kill()
-        pytest.fail(f"the server did not answer within {START_TIMEOUT:.0f}s; its log:\n{self.log_tail()}")
-
-    def _answers(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/api/v1/villages/{self.slug}", timeout=5) as response:
-                return response.status == 200
-        except urllib.error.HTTPError as error:
-            error.close()
-            return False
-        except (OSError, http.client.HTTPException):
-            return False
-
-    def kill(self) -> None:
-        """SIGKILL to the process group: the arbiter and every worker die at once, mid-request."""
-        if self.process is None:
-            return
-        process, self.process = self.process, None
-        try:
-            os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        process.wait(timeout=30)
-        eventually(lambda: not _living(process.pid), f"every process of group {process.pid} to die")
-
-    def reload(self) -> None:
-        """SIGHUP: gunicorn starts new workers and retires the old ones gracefully, as on a deploy."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGHUP)
-
-    def log_tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-
-@pytest.fixture
-def server_environment(database_url: str, tmp_path: Path) -> dict[str, str]:
-    """What a deployment configures: the database, the secret key and the log keys' passphrase."""
-    return {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "VILLAGELEDGER_DATABASE_URL": database_url,
-        "VILLAGELEDGER_SECRET_KEY": "test-secret",
-        "VILLAGELEDGER_LOG_KEY_PASSPHRASE": LOG_KEY_PASSPHRASE.decode(),
-        "VILLAGELEDGER_INSTANCE_PATH": str(tmp_path / "instance"),
-    }
-
-
-@pytest.fixture
-def serve(
-    village: StoredVillage, server_environment: dict[str, str], tmp_path: Path
-) -> Iterator[Callable[..., Server]]:
-    """``serve(workers=2, *, wrapper=(), options=())``: a gunicorn server of the test village, not started
-    yet (``.start()``), ``wrapper`` the command it runs under (strace, setpriv). Each start first closes
-    the test's own database connections. Every server still running is killed after the test."""
-    servers: list[Server] = []
-
-    def make(workers: int = 2, *, wrapper: Sequence[str] = (), options: Sequence[str] = ()) -> Server:
-        port = _free_port()
-        command = [*wrapper, str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-                   *_no_control_socket(), *options, "api:create_app()"]
-        servers.append(Server(command, environment=server_environment, port=port, slug=village.slug,
-                              log=tmp_path / f"server-{len(servers)}.log", before_start=village.store.engine.dispose))
-        return servers[-1]
-
-    yield make
-    for server in servers:
-        server.kill()
 
 
 # --- clients -----------------------------------------------------------------------------------------
@@ -369,14 +238,6 @@ class Clients:
         for thread in self._threads:
             thread.join(timeout=CLIENT_LIMIT)
         assert not any(thread.is_alive() for thread in self._threads), "a client did not finish"
-
-
-def eventually(condition: Callable[[], bool], what: str, timeout: float = WAIT_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"waited {timeout:.0f}s for {what}")
-        time.sleep(0.01)
 
 
 def ledger_client(url: str, log_keys: list[str]) -> LedgerClient:

@@ -14,10 +14,10 @@ from flask import Blueprint, render_template, request
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 
-from api.extensions import limiter, now, store
+from api.extensions import now, store
 from api.problems import Problem
 from api.schemas import FileComplaint, VillagerAnswer, VillagerRating
-from api.views.complaints import FILING_LIMIT, TRACKING_LIMIT, file_from_request, sweep
+from api.views.complaints import file_from_request, filing_limit, sweep, tracking_limit
 from ledger.canonical import b64encode
 from ledger.errors import LedgerError
 from storage import NotFound, complaints, reads
@@ -72,7 +72,7 @@ def complain_form(village: str) -> Any:
 
 
 @bp.route("/v/<village>/complain", methods=["POST"])
-@limiter.limit(FILING_LIMIT)
+@filing_limit
 def complain(village: str) -> Any:
     """File from the form; on any problem, show the form again with the problem by the field."""
     state = _village(village)
@@ -119,7 +119,7 @@ def track_form(village: str) -> Any:
 
 
 @bp.route("/v/<village>/track", methods=["POST"])
-@limiter.limit(TRACKING_LIMIT)
+@tracking_limit
 def track(village: str) -> Any:
     """Follow a case with its code (posted, never in a URL); answer it; rate it once it is closed."""
     state = _village(village)

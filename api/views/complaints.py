@@ -1,7 +1,8 @@
 """The complaint channel: villagers file and follow with a tracking code alone; handlers, logged in with
 their member key, see only the cases routed to them and sign each step themselves (see
-``storage.complaints``). Filing and tracking are rate-limited per client; the client's address is held
-in memory by the limiter only, never stored."""
+``storage.complaints``). Filing and tracking are rate-limited per client, one limit across every worker
+and route; the client's address is held by the limiter's store only (process memory, or a Redis/Valkey
+run without persistence), never in the database."""
 
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ from ..schemas import (
 
 blp = Blueprint("complaints", __name__, url_prefix="/api/v1/villages", description="The complaint channel (家门口的监委)")
 
-FILING_LIMIT = "5 per minute;30 per day"
-TRACKING_LIMIT = "30 per minute"
+# One limit per client for each, across every worker (the limiter's shared store: RATELIMIT_STORAGE_URI)
+# and across the API and the villager pages.
+filing_limit = limiter.shared_limit("5 per minute;30 per day", scope="complaint-filing")
+tracking_limit = limiter.shared_limit("30 per minute", scope="complaint-tracking")
 
 
 def sweep(village: str) -> None:
@@ -96,7 +99,7 @@ def file_from_request(village: str, form: dict[str, Any], caller: Caller | None)
 
 
 @blp.route("/<village>/complaints", methods=["POST"])
-@limiter.limit(FILING_LIMIT)
+@filing_limit
 @blp.arguments(FileComplaint, location="files")
 @blp.response(201, ComplaintReceiptSchema)
 def file(form: dict[str, Any], village: str) -> dict[str, Any]:
@@ -111,7 +114,7 @@ def file(form: dict[str, Any], village: str) -> dict[str, Any]:
 
 
 @blp.route("/<village>/complaints/track", methods=["POST"])
-@limiter.limit(TRACKING_LIMIT)
+@tracking_limit
 @blp.arguments(TrackingCode)
 @blp.response(200, CaseViewSchema)
 def track(request: dict[str, str], village: str) -> dict[str, Any]:
@@ -121,7 +124,7 @@ def track(request: dict[str, str], village: str) -> dict[str, Any]:
 
 
 @blp.route("/<village>/complaints/answer", methods=["POST"])
-@limiter.limit(TRACKING_LIMIT)
+@tracking_limit
 @blp.arguments(VillagerAnswer)
 @blp.response(201, StepResult)
 def answer(request: dict[str, str], village: str) -> dict[str, Any]:
@@ -130,7 +133,7 @@ def answer(request: dict[str, str], village: str) -> dict[str, Any]:
 
 
 @blp.route("/<village>/complaints/rate", methods=["POST"])
-@limiter.limit(TRACKING_LIMIT)
+@tracking_limit
 @blp.arguments(VillagerRating)
 @blp.response(201, StepResult)
 def rate(request: dict[str, Any], village: str) -> dict[str, Any]:
