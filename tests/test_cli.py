@@ -257,3 +257,11 @@ def test_the_bundle_is_json_lines_with_a_header_and_an_end(demo_bundle: tuple[Pa
     records = [json.loads(line) for line in bundle.read_bytes().splitlines()]
     assert records[0]["bundle"] == "villageledger-bundle/v1" and records[0]["log_keys"] == [demo.log_key]
     assert records[-1] == {"end": {"size": demo.size}}
+
+
+def test_desk_key_replace_makes_a_new_key_while_the_old_one_keeps_the_desk_open(runner: CliRunner, instance: Path) -> None:
+    make_demo(runner)
+    current = ok(run(runner, "desk-key", "demo")).strip()
+    replacement = ok(run(runner, "desk-key", "demo", "--replace")).strip()
+    assert replacement != current and len(current) == len(replacement) == 44
+    assert ok(run(runner, "desk-key", "demo")).strip() == replacement, "the key the township is to register"
