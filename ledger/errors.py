@@ -39,6 +39,7 @@ class EntryError(LedgerError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+        self.position: int | None = None  # the entry's place in the batch it came in, when it came in one
 
 
 class MalformedEntry(EntryError):

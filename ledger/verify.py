@@ -63,14 +63,6 @@ class Report:
         )
 
 
-def check_leaf(leaf: bytes) -> Entry:
-    """Step (2) for one leaf, in this process: the entry, with its bytes, schema and signatures checked.
-    Raises EncodingError, MalformedEntry or BadSignature."""
-    entry = decode_leaf(leaf)
-    check_signatures(entry)
-    return entry
-
-
 class _Auditor:
     """Steps (3)-(5); fed checked entries and other bundle lines strictly in bundle order."""
 

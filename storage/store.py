@@ -973,7 +973,7 @@ def _batched(lines: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
 
 
 def _positioned(error: EntryError, position: int) -> EntryError:
-    error.position = position  # type: ignore[attr-defined]
+    error.position = position
     return error
 
 

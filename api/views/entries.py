@@ -28,7 +28,7 @@ def _signed_entries(village: str, payload: dict[str, Any]) -> list[Entry]:
                 raise MalformedEntry(f"entry.village: is {entry.village!r}, posted to {village!r}", field="entry.village")
         except EntryError as exc:
             if "entries" in payload:
-                exc.position = position  # type: ignore[attr-defined]
+                exc.position = position
             raise
         entries.append(entry)
     return entries
