@@ -156,7 +156,11 @@ class RedemptionReport(Schema):
 class JsonMapping(fields.String):
     """A form field holding a JSON object ``{"<field>": "<column header>" or null}``."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dict[str, str | None]:
+    # A String (so the form documents it as one) that loads into a mapping: marshmallow's types tie a field's
+    # loaded type to String's str.
+    def _deserialize(  # type: ignore[override]
+        self, value: Any, attr: str | None, data: Any, **kwargs: Any
+    ) -> dict[str, str | None]:
         text = super()._deserialize(value, attr, data, **kwargs)
         if len(text) > 10_000:
             raise ValidationError("is longer than 10,000 characters")

@@ -99,7 +99,7 @@ def from_http_exception(error: HTTPException) -> Problem:
     messages = getattr(error, "data", {}).get("messages") if isinstance(getattr(error, "data", None), dict) else None
     if messages:
         errors = _flatten(messages)
-        detail = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
+        detail: str | None = "; ".join(f"{e['field']}: {e['problem']}" for e in errors)
         return Problem(status, "invalid-request", "The request is not valid", detail, errors=errors)
     code = title.lower().replace(" ", "-")
     detail = error.description if status != 404 or request.path.startswith("/api/") else None

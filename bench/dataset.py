@@ -174,7 +174,7 @@ def village_entries(kit: Kit, seed: int, size: int) -> Iterator[Entry]:
     rules, households h1-h3), households h4..h2000, then activity."""
     rng = random.Random(seed)
     signer = Signer(kit, rng)
-    name_of = {key.public_bytes: name for name, key in kit.keys.items()}
+    name_of: dict[bytes | None, str] = {key.public_bytes: name for name, key in kit.keys.items()}  # .get(cosigner or None)
     setup = [(e.kind, e.unsigned["body"], name_of[e.author], name_of.get(e.cosigner)) for e in (kit.genesis(), *kit.setup_entries())]
     setup += [("household.register", kit.household_body(h, grid_of(h)), "founder", None) for h in household_ids()[3:]]
     activity = Activity(signer, rng)

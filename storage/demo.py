@@ -185,13 +185,13 @@ def _complaints(poster: _Poster, members: Sequence[DemoMember], homes: Sequence[
         filed.append(complaints.file_complaint(store, SLUG, category=category, text=text,
                                                household=homes[n * 7]["household"], now=poster.clock.now))
     handler = store.state(SLUG).members[supervisor.id]
-    for step, text in (("accept", None), ("reply", "已调取工程台账，支出明细将于本月 25 日在公开栏公示。"), ("close", None)):
+    for step, reply in (("accept", None), ("reply", "已调取工程台账，支出明细将于本月 25 日在公开栏公示。"), ("close", None)):
         body: dict[str, Any] = {"receipt": filed[0].receipt, "step": step}
-        salt = secrets.token_bytes(16) if text else None
+        salt = secrets.token_bytes(16) if reply else None
         if salt is not None:
-            body["commitment"] = step_commitment(salt, {"receipt": filed[0].receipt, "step": step, "by": supervisor.id, "text": text})
+            body["commitment"] = step_commitment(salt, {"receipt": filed[0].receipt, "step": step, "by": supervisor.id, "text": reply})
         signed = poster.sign(supervisor, "complaint.step", body)
-        complaints.handler_step(store, SLUG, handler, signed, text=text, salt=salt, now=poster.clock.now)
+        complaints.handler_step(store, SLUG, handler, signed, text=reply, salt=salt, now=poster.clock.now)
     complaints.villager_step(store, SLUG, filed[0].tracking_code, "rate", rating="satisfied", resolved=True,
                              now=poster.clock.now)
 

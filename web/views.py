@@ -16,7 +16,8 @@ from flask_babel import lazy_gettext as _l
 from api.extensions import store
 from ledger.canonical import b64encode
 from storage import NotFound, complaints, plates, reads
-from storage.reads import EntryFilter
+from storage import models as m
+from storage.reads import EntryFilter, EntryRecord
 
 from . import COOKIE, LANGUAGES
 from .chart import points_chart
@@ -78,14 +79,14 @@ def _words(language: str) -> Words:
                  {k: str(v) for k, v in LEDGER_NAMES.items()}, str(_l("Points over time")), language.startswith("zh"))
 
 
-def _title(body: dict[str, Any], rules: dict[str, Any], words: Words) -> str:
+def _title(body: dict[str, Any], rules: dict[str, m.RuleRow], words: Words) -> str:
     rule = rules.get(body.get("rule", ""))
     if rule is None:
         return str(body.get("item", ""))
     return rule.title_zh if words.chinese else rule.title_en
 
 
-def _entry_view(row: Any, proof: list[bytes], rules: dict[str, Any], roles: dict[bytes, frozenset[str]],
+def _entry_view(row: EntryRecord, proof: list[bytes], rules: dict[str, m.RuleRow], roles: dict[bytes, frozenset[str]],
                 words: Words) -> EntryView:
     signed = json.loads(row.leaf)
     body = signed["entry"]["body"]

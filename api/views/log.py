@@ -24,7 +24,7 @@ def cached(response: Response, cache_control: str) -> Response:
     """Strong ETag from the body, so a client revalidating gets 304 Not Modified."""
     response.headers["Cache-Control"] = cache_control
     response.add_etag()
-    return response.make_conditional(request)
+    return response.make_conditional(request)  # type: ignore[return-value]  # werkzeug types it as its own Response; it returns self
 
 
 def _village(slug: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ Create Date: 2026-11-22 06:09:46.119057
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 

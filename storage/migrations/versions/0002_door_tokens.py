@@ -11,7 +11,7 @@ Create Date: 2026-11-22 07:10:00.000000
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 

@@ -11,7 +11,7 @@ Create Date: 2026-11-22 08:56:36.666847
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = '0003'

@@ -11,7 +11,7 @@ Create Date: 2026-11-22 09:28:55.722650
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = '0004'
