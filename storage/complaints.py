@@ -150,6 +150,7 @@ def set_settings(store: Store, slug: str, routes: Mapping[str, str], respond_day
     chosen = {c: r for c, r in routes.items() if c not in FIXED_ROUTES}
     with write_session(store.engine) as session:
         village = store.village_row(session, slug)
+        assert village.id is not None
         row = session.get(m.ComplaintSettingsRow, village.id)
         if row is None:
             row = m.ComplaintSettingsRow(village_id=village.id, routes={}, respond_days=respond_days, resolve_days=resolve_days)
@@ -171,6 +172,7 @@ def desk_public_key(store: Store, slug: str, *, create: bool = True) -> bytes | 
     not ``create``). The township registers it with ``member.add`` (role ``intake``) before villagers can file."""
     with write_session(store.engine) as session:
         village = store.village_row(session, slug)
+        assert village.id is not None
         rows = _desk_rows(session, village.id)
         if not rows and not create:
             return None
@@ -182,7 +184,9 @@ def replace_desk_key(store: Store, slug: str) -> bytes:
     with the old key until the township registers the new one (``key.add`` for the desk member); then it
     signs with the new one, and the township revokes the old: the village is never without a desk."""
     with write_session(store.engine) as session:
-        return _new_desk_row(store, session, store.village_row(session, slug).id)
+        village = store.village_row(session, slug)
+        assert village.id is not None
+        return _new_desk_row(store, session, village.id)
 
 
 def _new_desk_row(store: Store, session: Session, village_id: int) -> bytes:
@@ -199,7 +203,7 @@ def _new_desk_row(store: Store, session: Session, village_id: int) -> bytes:
 
 def _desk_rows(session: Session, village_id: int) -> list[m.DeskKey]:
     """The village's desk keys, newest first."""
-    query = select(m.DeskKey).where(m.DeskKey.village_id == village_id)
+    query = select(m.DeskKey).where(m.DeskKey.village_id == village_id)  # type: ignore[arg-type]
     return sorted(session.execute(query).scalars(), key=lambda row: row.created, reverse=True)
 
 
@@ -207,6 +211,7 @@ def _desk(store: Store, slug: str) -> keys.SigningKey:
     """The newest desk key that is an active member key of the village."""
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
+        assert village.id is not None
         rows = _desk_rows(session, village.id)
     if not rows:
         raise DeskNotReady(f"village {slug!r} has no complaint desk key yet: make one with `villageledger desk-key "
@@ -264,7 +269,8 @@ def file_complaint(
     if household is not None and household not in state.households:
         raise ComplaintError(f"household {household!r} is not registered", field="household")
     if assisted_by is not None:
-        _require_households_grid_worker(state.members.get(assisted_by), household and state.households.get(household))
+        _require_households_grid_worker(state.members.get(assisted_by),
+                                        state.households.get(household) if household is not None else None)
     if appeal_of is not None:
         _require_appealable(store, slug, appeal_of, household)
         category = "points_appeal"
@@ -325,8 +331,9 @@ def track(store: Store, slug: str, code: str) -> CaseView:
     another village, so codes cannot be probed across villages)."""
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
+        assert village.id is not None
         row = session.execute(select(m.ComplaintRow).where(
-            m.ComplaintRow.village_id == village.id, m.ComplaintRow.tracking_hash == _tracking_hash(code)
+            m.ComplaintRow.village_id == village.id, m.ComplaintRow.tracking_hash == _tracking_hash(code)  # type: ignore[arg-type]
         )).scalar_one_or_none()
         if row is None:
             raise NotFound("no complaint has this tracking code in this village")
@@ -337,6 +344,7 @@ def view(store: Store, slug: str, receipt: str, member: Member) -> CaseView:
     """The case for a handler it is routed to. Raises NotFound or NotYours."""
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
+        assert village.id is not None
         row = session.get(m.ComplaintRow, (village.id, receipt))
         if row is None:
             raise NotFound(f"no complaint {receipt} in village {slug!r}")
@@ -350,14 +358,14 @@ def _view(session: Session, village_id: int, row: m.ComplaintRow) -> CaseView:
     case_row = session.get(m.CaseRow, (village_id, row.receipt))
     assert case_row is not None, "a stored complaint always has its receipt in the log"
     receipt_entry = session.execute(select(m.EntryRow).where(
-        m.EntryRow.village_id == village_id, m.EntryRow.kind == "complaint.receipt", m.EntryRow.ref == row.receipt
+        m.EntryRow.village_id == village_id, m.EntryRow.kind == "complaint.receipt", m.EntryRow.ref == row.receipt  # type: ignore[arg-type]
     )).scalar_one()
     messages = session.execute(select(m.ComplaintMessageRow, m.EntryRow).join(
-        m.EntryRow, (m.EntryRow.village_id == m.ComplaintMessageRow.village_id)
+        m.EntryRow, (m.EntryRow.village_id == m.ComplaintMessageRow.village_id)  # type: ignore[arg-type]
         & (m.EntryRow.entry_id == m.ComplaintMessageRow.entry_id)
-    ).where(m.ComplaintMessageRow.village_id == village_id, m.ComplaintMessageRow.receipt == row.receipt)
-     .order_by(m.EntryRow.idx)).all()
-    photos = session.execute(select(m.ComplaintPhotoRow.sha256).where(
+    ).where(m.ComplaintMessageRow.village_id == village_id, m.ComplaintMessageRow.receipt == row.receipt)  # type: ignore[arg-type]
+     .order_by(m.EntryRow.idx)).all()  # type: ignore[arg-type]
+    photos = session.execute(select(m.ComplaintPhotoRow.sha256).where(  # type: ignore[call-overload]
         m.ComplaintPhotoRow.village_id == village_id, m.ComplaintPhotoRow.receipt == row.receipt)).scalars()
     return CaseView(
         case=_case(case_row),
@@ -486,7 +494,7 @@ def cases_for(store: Store, slug: str, member: Member) -> list[Case]:
 def _cases(store: Store, slug: str) -> list[Case]:
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
-        rows = session.execute(select(m.CaseRow).where(m.CaseRow.village_id == village.id)
+        rows = session.execute(select(m.CaseRow).where(m.CaseRow.village_id == village.id)  # type: ignore[arg-type]
                                .order_by(m.CaseRow.filed_at.desc())).scalars()  # type: ignore[attr-defined]
         return [_case(row) for row in rows]
 
@@ -569,6 +577,7 @@ def protected_deductions(store: Store, slug: str) -> list[protection.ProtectedDe
     first: what the supervision committee watches."""
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
+        assert village.id is not None
         return protection.protected_deductions(session, village.id, store.state(slug))
 
 

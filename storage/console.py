@@ -114,10 +114,10 @@ def members(store: Store, slug: str) -> list[MemberListing]:
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
         keys: dict[str, list[MemberKey]] = {}
-        for row in session.execute(select(m.MemberKeyRow).where(m.MemberKeyRow.village_id == village.id)
-                                   .order_by(m.MemberKeyRow.added_at)).scalars():
+        for row in session.execute(select(m.MemberKeyRow).where(m.MemberKeyRow.village_id == village.id)  # type: ignore[arg-type]
+                                   .order_by(m.MemberKeyRow.added_at)).scalars():  # type: ignore[arg-type]
             keys.setdefault(row.member_id, []).append(MemberKey(b64encode(row.public), row.added_at, row.revoked_at))
-        rows = session.execute(select(m.MemberRow).where(m.MemberRow.village_id == village.id)
+        rows = session.execute(select(m.MemberRow).where(m.MemberRow.village_id == village.id)  # type: ignore[arg-type]
                                .order_by(m.MemberRow.member_id)).scalars()
         return [MemberListing(r.member_id, r.name, r.roles.split(), r.grid, r.household, keys.get(r.member_id, []))
                 for r in rows]
@@ -126,7 +126,7 @@ def members(store: Store, slug: str) -> list[MemberListing]:
 def grids(store: Store, slug: str) -> list[m.GridRow]:
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
-        return list(session.execute(select(m.GridRow).where(m.GridRow.village_id == village.id)
+        return list(session.execute(select(m.GridRow).where(m.GridRow.village_id == village.id)  # type: ignore[arg-type]
                                     .order_by(m.GridRow.grid_id)).scalars())
 
 
@@ -159,9 +159,9 @@ def search_households(store: Store, slug: str, *, q: str = "", grid: str | None 
         if grid is not None:
             conditions.append(m.HouseholdRow.grid == grid)
         rows = session.execute(
-            select(m.HouseholdRow, m.HouseholdPrivate.data)
-            .join(m.HouseholdPrivate, and_(m.HouseholdPrivate.village_id == m.HouseholdRow.village_id,
-                                           m.HouseholdPrivate.household_id == m.HouseholdRow.household_id), isouter=True)
+            select(m.HouseholdRow, m.HouseholdPrivate.data)  # type: ignore[call-overload]
+            .join(m.HouseholdPrivate, and_(m.HouseholdPrivate.village_id == m.HouseholdRow.village_id,  # type: ignore[arg-type]
+                                           m.HouseholdPrivate.household_id == m.HouseholdRow.household_id), isouter=True)  # type: ignore[arg-type]
             .where(*conditions)
             .order_by(m.HouseholdRow.household_id)
         ).all()
@@ -264,7 +264,7 @@ class Redeemed:
 def goods(store: Store, slug: str) -> list[Good]:
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
-        rows = session.execute(select(m.GoodRow).where(m.GoodRow.village_id == village.id).order_by(m.GoodRow.item))
+        rows = session.execute(select(m.GoodRow).where(m.GoodRow.village_id == village.id).order_by(m.GoodRow.item))  # type: ignore[arg-type]
         return [_good(row) for row in rows.scalars()]
 
 
@@ -278,12 +278,14 @@ def put_good(store: Store, slug: str, item: str, *, name: str, price: int, stock
     try:
         with write_session(store.engine) as session:
             village = store.village_row(session, slug)
-            taken = session.execute(select(m.GoodRow.item).where(
+            assert village.id is not None
+            taken = session.execute(select(m.GoodRow.item).where(  # type: ignore[call-overload]
                 m.GoodRow.village_id == village.id, m.GoodRow.name == name, m.GoodRow.item != item
             )).scalar_one_or_none()
             if taken is not None:
                 raise ConsoleError(f"item {taken!r} already has the name {name!r}", field="name")
-            row = session.get(m.GoodRow, (village.id, item)) or m.GoodRow(village_id=village.id, item=item)
+            # A table model is not validated when made (SQLModel); its other fields are set on the next line.
+            row = session.get(m.GoodRow, (village.id, item)) or m.GoodRow(village_id=village.id, item=item)  # type: ignore[call-arg]
             row.name, row.price, row.stock, row.updated = name, price, stock, utc_now()
             session.add(row)
             session.flush()
@@ -381,14 +383,15 @@ def redemptions(store: Store, slug: str, month: str) -> RedemptionReport:
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
         rows = session.execute(
-            select(m.EntryRow.idx, m.EntryRow.time, m.EntryRow.household, m.EntryRow.leaf, reversal.idx)
-            .join(reversal, and_(reversal.village_id == m.EntryRow.village_id, reversal.kind == "points.reverse",
-                                 reversal.ref == m.EntryRow.entry_id), isouter=True)
+            select(m.EntryRow.idx, m.EntryRow.time, m.EntryRow.household, m.EntryRow.leaf, reversal.idx)  # type: ignore[call-overload]
+            .join(reversal, and_(reversal.village_id == m.EntryRow.village_id, reversal.kind == "points.reverse",  # type: ignore[arg-type]
+                                 reversal.ref == m.EntryRow.entry_id), isouter=True)  # type: ignore[arg-type]
             .where(m.EntryRow.village_id == village.id, m.EntryRow.kind == "points.redeem",
                    m.EntryRow.time >= f"{month}-01", m.EntryRow.time < _next_month(month))
             .order_by(m.EntryRow.idx)
         ).all()
-    items, totals = [], {}
+    items: list[Redemption] = []
+    totals: dict[str, dict[str, int]] = {}
     for idx, time_, household, leaf, reversed_at in rows:
         body = json.loads(leaf)["entry"]["body"]
         redemption = Redemption(idx, time_, household, body["item"], body["quantity"], body["amount"], reversed_at is not None)

@@ -4,6 +4,11 @@ only personal data and may be erased; ``door_tokens`` is operational data (the d
 outside the signed log because a plate must be revocable.
 
 These are storage models only: what crosses HTTP is declared by marshmallow schemas in ``api/``.
+
+Typing: SQLModel gives a column's class attribute its field's Python type, so to mypy ``m.EntryRow.idx < n``
+is a bool and ``select(m.EntryRow.idx, m.EntryRow.leaf)`` matches none of SQLAlchemy's ``select`` overloads.
+The queries mark exactly those lines ``# type: ignore[arg-type]`` / ``[call-overload]`` (``.in_()``,
+``.desc()``, ``.is_(None)``: ``[attr-defined]`` / ``[union-attr]``), and SQLModel declares no ``__table__``.
 """
 
 from __future__ import annotations

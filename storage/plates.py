@@ -102,8 +102,8 @@ def reissue(store: Store, slug: str, household: str) -> str:
 
 
 _PLATE = (
-    select(m.Village.slug, m.DoorToken.household_id, m.DoorToken.revoked)
-    .join(m.Village, m.Village.id == m.DoorToken.village_id)  # type: ignore[arg-type]
+    select(m.Village.slug, m.DoorToken.household_id, m.DoorToken.revoked)  # type: ignore[call-overload]
+    .join(m.Village, m.Village.id == m.DoorToken.village_id)
     .where(m.DoorToken.token == bindparam("token"))
 )
 
@@ -147,7 +147,7 @@ def public_url() -> str:
 
 def _require_households(session: Session, village_id: int, households: Sequence[str]) -> None:
     known = set(session.execute(
-        select(m.HouseholdRow.household_id).where(
+        select(m.HouseholdRow.household_id).where(  # type: ignore[call-overload]
             m.HouseholdRow.village_id == village_id, m.HouseholdRow.household_id.in_(households))  # type: ignore[attr-defined]
     ).scalars())
     missing = [h for h in households if h not in known]
@@ -159,7 +159,7 @@ def _active_tokens(session: Session, village_id: int, households: Sequence[str])
     """The active token of each household, issuing those missing. Requires the village row locked and
     the households to exist."""
     active: dict[str, str] = dict(session.execute(  # the whole village's: a few thousand rows at most
-        select(m.DoorToken.household_id, m.DoorToken.token).where(
+        select(m.DoorToken.household_id, m.DoorToken.token).where(  # type: ignore[call-overload]
             m.DoorToken.village_id == village_id, m.DoorToken.revoked.is_(None))  # type: ignore[union-attr]
     ).all())
     issued = _issue(session, village_id, [h for h in households if h not in active])
@@ -201,7 +201,7 @@ def plate_sheet(store: Store, slug: str, households: Sequence[str] | None = None
         village = store.village_row(session, slug, lock=True)
         assert village.id is not None
         state = session.get(m.VillageState, village.id)
-        query = select(m.HouseholdRow).where(m.HouseholdRow.village_id == village.id)
+        query = select(m.HouseholdRow).where(m.HouseholdRow.village_id == village.id)  # type: ignore[arg-type]
         if households is not None:
             households = list(dict.fromkeys(households))
             _require_households(session, village.id, households)
@@ -325,7 +325,8 @@ def write_pdf(sheet: PlateSheet, output: Path | BinaryIO, *, base_url: str, work
     codes = qr_symbols(urls, workers)
     # (3)
     canvas = Canvas(str(output) if isinstance(output, Path) else output, pagesize=(PAGE_WIDTH, PAGE_HEIGHT),
-                    pageCompression=1, initialFontName=font, initialFontSize=SCAN_SIZE)
+                    pageCompression=1, initialFontName=font,  # type: ignore[arg-type]  # types-reportlab: a number
+                    initialFontSize=SCAN_SIZE)
     canvas.setTitle(f"{sheet.village} 门牌二维码")
     canvas.setSubject(f"{len(sheet.plates)} door plates")
     canvas.setCreator("villageledger")

@@ -77,7 +77,7 @@ def protected_deductions(session: Session, village_id: int, state: State) -> lis
         filings.setdefault(household, []).append(filed)
     if not filings:
         return []
-    query = select(m.EntryRow.entry_id, m.EntryRow.idx, m.EntryRow.time, m.EntryRow.household, m.EntryRow.amount,
+    query = select(m.EntryRow.entry_id, m.EntryRow.idx, m.EntryRow.time, m.EntryRow.household, m.EntryRow.amount,  # type: ignore[call-overload]
                    m.EntryRow.leaf).where(
         m.EntryRow.village_id == village_id, m.EntryRow.kind == "points.deduct",
         m.EntryRow.household.in_(sorted(filings)),  # type: ignore[union-attr]
@@ -93,7 +93,7 @@ def protected_deductions(session: Session, village_id: int, state: State) -> lis
 
 def filers_of(session: Session, village_id: int, *, since: str) -> list[tuple[str, str]]:
     """(household, time filed) of every complaint or appeal filed under a household's own name since ``since``."""
-    query = select(m.ComplaintRow.content, m.CaseRow.filed).join(
+    query = select(m.ComplaintRow.content, m.CaseRow.filed).join(  # type: ignore[call-overload]
         m.CaseRow, (m.CaseRow.village_id == m.ComplaintRow.village_id) & (m.CaseRow.receipt == m.ComplaintRow.receipt)
     ).where(m.ComplaintRow.village_id == village_id, m.CaseRow.filed >= since)
     return [(content["household"], filed) for content, filed in session.execute(query)

@@ -77,10 +77,11 @@ def _bound_where(village_column: Any, conditions: dict[str, Condition], filters:
             *(conditions[name](bindparam(name, expanding=name in _LIST_FILTERS)) for name in filters)]
 
 
+# (SQLModel types a column by its field's type, so `column == value` is a bool to mypy: hence the ignores.)
 _ENTRY_CONDITIONS: dict[str, Condition] = {
-    "household": lambda value: m.EntryRow.household == value,
-    "kind": lambda value: m.EntryRow.kind == value,
-    "ledger": lambda value: m.EntryRow.ledger == value,
+    "household": lambda value: m.EntryRow.household == value,  # type: ignore[dict-item, return-value]
+    "kind": lambda value: m.EntryRow.kind == value,  # type: ignore[dict-item, return-value]
+    "ledger": lambda value: m.EntryRow.ledger == value,  # type: ignore[dict-item, return-value]
     "since": lambda value: m.EntryRow.time >= value,
     "until": lambda value: m.EntryRow.time < value,
     "kinds": lambda value: m.EntryRow.kind.in_(value),  # type: ignore[attr-defined]
@@ -94,7 +95,7 @@ def _entries_statement(filters: tuple[str, ...], newest_first: bool) -> Select[A
     order = m.EntryRow.idx.desc() if newest_first else m.EntryRow.idx  # type: ignore[attr-defined]
     columns = m.EntryRow.__table__.columns  # type: ignore[attr-defined]
     return (select(*columns).where(*_bound_where(m.EntryRow.village_id, _ENTRY_CONDITIONS, filters))
-            .order_by(order).limit(bindparam("limit")))
+            .order_by(order).limit(bindparam("limit")))  # type: ignore[arg-type]
 
 
 def _entries(session: Session, village: m.Village, query: EntryFilter) -> list[EntryRecord]:
@@ -105,7 +106,7 @@ def _entries(session: Session, village: m.Village, query: EntryFilter) -> list[E
 
 _MONTH = func.substr(m.EntryRow.time, literal_column("1"), literal_column("7"))  # inline: GROUP BY repeats it
 _MONTHLY_MOVEMENTS = (
-    select(_MONTH, m.EntryRow.ledger, func.sum(case((m.EntryRow.credit == bindparam("account"), m.EntryRow.amount),
+    select(_MONTH, m.EntryRow.ledger, func.sum(case((m.EntryRow.credit == bindparam("account"), m.EntryRow.amount),  # type: ignore[arg-type, call-overload]
                                                     else_=-m.EntryRow.amount)))  # type: ignore[operator]
     .where(m.EntryRow.village_id == bindparam("village_id"), m.EntryRow.household == bindparam("household"),
            m.EntryRow.idx <= bindparam("through"), m.EntryRow.ledger.is_not(None))  # type: ignore[union-attr]
@@ -128,9 +129,9 @@ def _monthly_movements(session: Session, village: m.Village, household: str, *,
 def _member_roles(session: Session, village: m.Village) -> dict[bytes, frozenset[str]]:
     """Roles of the member behind every key that ever signed (public facts: cadres show their post)."""
     rows = session.execute(
-        select(m.MemberKeyRow.public, m.MemberRow.roles)
-        .join(m.MemberRow, and_(m.MemberRow.village_id == m.MemberKeyRow.village_id,
-                                m.MemberRow.member_id == m.MemberKeyRow.member_id))
+        select(m.MemberKeyRow.public, m.MemberRow.roles)  # type: ignore[call-overload]
+        .join(m.MemberRow, and_(m.MemberRow.village_id == m.MemberKeyRow.village_id,  # type: ignore[arg-type]
+                                m.MemberRow.member_id == m.MemberKeyRow.member_id))  # type: ignore[arg-type]
         .where(m.MemberKeyRow.village_id == village.id)
     ).all()
     return {public: frozenset(roles.split()) for public, roles in rows}
@@ -139,8 +140,8 @@ def _member_roles(session: Session, village: m.Village) -> dict[bytes, frozenset
 def entry_by_id(store: Store, slug: str, entry_id: str) -> m.EntryRow:
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
-        row = session.execute(
-            select(m.EntryRow).where(m.EntryRow.village_id == village.id, m.EntryRow.entry_id == entry_id)
+        row: m.EntryRow | None = session.execute(
+            select(m.EntryRow).where(m.EntryRow.village_id == village.id, m.EntryRow.entry_id == entry_id)  # type: ignore[arg-type]
         ).scalar_one_or_none()
         if row is None:
             raise NotFound(f"no entry {entry_id} in village {slug!r}")
@@ -163,18 +164,18 @@ def households(store: Store, slug: str, *, grid: str | None = None, after: str |
 
 
 _HOUSEHOLD_CONDITIONS: dict[str, Condition] = {
-    "grid": lambda value: m.HouseholdRow.grid == value,
+    "grid": lambda value: m.HouseholdRow.grid == value,  # type: ignore[dict-item, return-value]
     "after": lambda value: m.HouseholdRow.household_id > value,
     "ids": lambda value: m.HouseholdRow.household_id.in_(value),  # type: ignore[attr-defined]
 }
-_BALANCES = select(m.BalanceRow.account, m.BalanceRow.ledger, m.BalanceRow.amount).where(
+_BALANCES = select(m.BalanceRow.account, m.BalanceRow.ledger, m.BalanceRow.amount).where(  # type: ignore[call-overload]
     m.BalanceRow.village_id == bindparam("village_id"),
     m.BalanceRow.account.in_(bindparam("accounts", expanding=True)),  # type: ignore[attr-defined]
 )
 
 
 @functools.cache
-def _households_statement(filters: tuple[str, ...]) -> Select[tuple[m.HouseholdRow]]:
+def _households_statement(filters: tuple[str, ...]) -> Select[m.HouseholdRow]:
     return (select(m.HouseholdRow).where(*_bound_where(m.HouseholdRow.village_id, _HOUSEHOLD_CONDITIONS, filters))
             .order_by(m.HouseholdRow.household_id).limit(bindparam("limit")))
 
@@ -229,7 +230,7 @@ class HouseholdPage:
 
 
 def _balance_at_door(ledger: str) -> Any:
-    return select(m.BalanceRow.amount).where(
+    return select(m.BalanceRow.amount).where(  # type: ignore[call-overload]
         m.BalanceRow.village_id == m.DoorToken.village_id,
         m.BalanceRow.account == literal(household_account("")) + m.DoorToken.household_id,
         m.BalanceRow.ledger == ledger,
@@ -237,24 +238,24 @@ def _balance_at_door(ledger: str) -> Any:
 
 
 _DOOR_CHECKPOINT = and_(
-    m.CheckpointRow.village_id == m.DoorToken.village_id,
+    m.CheckpointRow.village_id == m.DoorToken.village_id,  # type: ignore[arg-type]
     m.CheckpointRow.size == select(func.max(m.CheckpointRow.size)).where(
-        m.CheckpointRow.village_id == m.DoorToken.village_id).correlate(m.DoorToken).scalar_subquery(),
+        m.CheckpointRow.village_id == m.DoorToken.village_id).correlate(m.DoorToken).scalar_subquery(),  # type: ignore[arg-type]
 )
 _NEWEST_AT_DOOR = select(func.max(m.EntryRow.idx)).where(
-    m.EntryRow.village_id == m.DoorToken.village_id, m.EntryRow.household == m.DoorToken.household_id,
-    m.EntryRow.idx < m.CheckpointRow.size,
+    m.EntryRow.village_id == m.DoorToken.village_id, m.EntryRow.household == m.DoorToken.household_id,  # type: ignore[arg-type]
+    m.EntryRow.idx < m.CheckpointRow.size,  # type: ignore[arg-type]
 ).scalar_subquery().label("newest")
 # One statement, so one snapshot on either database: the plate, the village's latest checkpoint, the
 # household's row and balances as of that checkpoint, and its newest entry inside it.
 _DOOR = (
-    select(m.Village.slug, m.DoorToken.household_id, m.DoorToken.revoked, m.CheckpointRow.size,
+    select(m.Village.slug, m.DoorToken.household_id, m.DoorToken.revoked, m.CheckpointRow.size,  # type: ignore[call-overload]
            m.CheckpointRow.note, m.HouseholdRow, _NEWEST_AT_DOOR, *map(_balance_at_door, LEDGERS))
     .select_from(m.DoorToken)
-    .join(m.Village, m.Village.id == m.DoorToken.village_id)  # type: ignore[arg-type]
+    .join(m.Village, m.Village.id == m.DoorToken.village_id)
     .join(m.CheckpointRow, _DOOR_CHECKPOINT)
-    .outerjoin(m.HouseholdRow, and_(m.HouseholdRow.village_id == m.DoorToken.village_id,
-                                    m.HouseholdRow.household_id == m.DoorToken.household_id))
+    .outerjoin(m.HouseholdRow, and_(m.HouseholdRow.village_id == m.DoorToken.village_id,  # type: ignore[arg-type]
+                                    m.HouseholdRow.household_id == m.DoorToken.household_id))  # type: ignore[arg-type]
     .where(m.DoorToken.token == bindparam("token"))
 )
 
@@ -292,7 +293,7 @@ def household_page(store: Store, plate: str, query: EntryFilter) -> HouseholdPag
 def _signing_key(session: Session, village: m.Village, note: str) -> str:
     """The verifier key of the log key that signed ``note`` (after a rotation, the next checkpoint is
     still signed by the old key)."""
-    rows = session.execute(select(m.LogKey.name, m.LogKey.public).where(m.LogKey.village_id == village.id)
+    rows = session.execute(select(m.LogKey.name, m.LogKey.public).where(m.LogKey.village_id == village.id)  # type: ignore[call-overload]
                            .order_by(m.LogKey.id.desc())).all()  # type: ignore[union-attr]
     candidates = [keys.verifier_key(name, public) for name, public in rows]
     for candidate in candidates:
@@ -313,7 +314,7 @@ def _rules(session: Session, village: m.Village, *, include_retired: bool = Fals
     conditions = [m.RuleRow.village_id == village.id]
     if not include_retired:
         conditions.append(m.RuleRow.retired_at.is_(None))  # type: ignore[union-attr]
-    return list(session.execute(select(m.RuleRow).where(*conditions).order_by(m.RuleRow.code)).scalars())
+    return list(session.execute(select(m.RuleRow).where(*conditions).order_by(m.RuleRow.code)).scalars())  # type: ignore[arg-type]
 
 
 def village_state(store: Store, slug: str) -> tuple[m.Village, m.VillageState]:
@@ -330,7 +331,7 @@ def affairs(store: Store, slug: str, *, month: str | None = None, category: str 
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
         rows = session.execute(
-            select(m.EntryRow.idx, m.EntryRow.time, m.EntryRow.leaf)
+            select(m.EntryRow.idx, m.EntryRow.time, m.EntryRow.leaf)  # type: ignore[call-overload]
             .where(m.EntryRow.village_id == village.id, m.EntryRow.kind == "affair.publish")
             .order_by(m.EntryRow.idx.desc())  # type: ignore[attr-defined]
         ).all()
@@ -350,24 +351,24 @@ def ranking(store: Store, slug: str, *, month: str, ledger: str = "morality", li
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
         account = literal("household:") + m.EntryRow.household
-        signed = case((m.EntryRow.credit == account, m.EntryRow.amount), else_=-m.EntryRow.amount)  # type: ignore[operator]
+        signed = case((m.EntryRow.credit == account, m.EntryRow.amount), else_=-m.EntryRow.amount)  # type: ignore[arg-type, operator]
         points = func.sum(signed).label("points")
         rows = session.execute(
-            select(m.EntryRow.household, points)
+            select(m.EntryRow.household, points)  # type: ignore[call-overload]
             .where(
                 m.EntryRow.village_id == village.id,
                 m.EntryRow.ledger == ledger,
                 m.EntryRow.time >= f"{month}-01",
                 m.EntryRow.time < _next_month(month),
-                or_(m.EntryRow.credit == account, m.EntryRow.debit == account),
+                or_(m.EntryRow.credit == account, m.EntryRow.debit == account),  # type: ignore[arg-type]
             )
             .group_by(m.EntryRow.household)
             .order_by(points.desc(), m.EntryRow.household)
             .limit(limit)
         ).all()
-        labels = dict(session.execute(
-            select(m.HouseholdRow.household_id, m.HouseholdRow.public).where(
-                and_(m.HouseholdRow.village_id == village.id, m.HouseholdRow.household_id.in_([r[0] for r in rows]))  # type: ignore[attr-defined]
+        labels: dict[str, dict[str, object]] = dict(session.execute(
+            select(m.HouseholdRow.household_id, m.HouseholdRow.public).where(  # type: ignore[call-overload]
+                and_(m.HouseholdRow.village_id == village.id, m.HouseholdRow.household_id.in_([r[0] for r in rows]))  # type: ignore[arg-type, attr-defined]
             )
         ).all())
         return [{"household": h, "label": (labels.get(h) or {}).get("label"), "points": int(p)} for h, p in rows]
@@ -384,9 +385,9 @@ def active_member(store: Store, slug: str, public: bytes) -> tuple[str, frozense
         village = store.village_row(session, slug)
         row = session.execute(
             select(m.MemberRow)
-            .join(m.MemberKeyRow, and_(m.MemberKeyRow.village_id == m.MemberRow.village_id,
-                                       m.MemberKeyRow.member_id == m.MemberRow.member_id))
-            .where(m.MemberRow.village_id == village.id, m.MemberKeyRow.public == public,
+            .join(m.MemberKeyRow, and_(m.MemberKeyRow.village_id == m.MemberRow.village_id,  # type: ignore[arg-type]
+                                       m.MemberKeyRow.member_id == m.MemberRow.member_id))  # type: ignore[arg-type]
+            .where(m.MemberRow.village_id == village.id, m.MemberKeyRow.public == public,  # type: ignore[arg-type]
                    m.MemberKeyRow.revoked_at.is_(None))  # type: ignore[union-attr]
         ).scalar_one_or_none()
         if row is None or not row.roles:
@@ -399,7 +400,7 @@ def points_totals(store: Store, slug: str) -> dict[str, dict[str, int]]:
     with read_session(store.engine) as session:
         village = store.village_row(session, slug)
         rows = session.execute(
-            select(m.EntryRow.ledger, m.EntryRow.kind, func.sum(m.EntryRow.amount))
+            select(m.EntryRow.ledger, m.EntryRow.kind, func.sum(m.EntryRow.amount))  # type: ignore[call-overload]
             .where(m.EntryRow.village_id == village.id, m.EntryRow.ledger.is_not(None))  # type: ignore[union-attr]
             .group_by(m.EntryRow.ledger, m.EntryRow.kind)
         ).all()

@@ -123,12 +123,12 @@ class DbIndex:
         self.absent: frozenset[str] = frozenset()  # ids one query already showed are not stored
 
     def _where(self, *conditions: Any) -> Any:
-        return select(m.EntryRow).where(m.EntryRow.village_id == self.village_id, m.EntryRow.idx < self.state.size, *conditions)
+        return select(m.EntryRow).where(m.EntryRow.village_id == self.village_id, m.EntryRow.idx < self.state.size, *conditions)  # type: ignore[arg-type]
 
     def contains(self, entry_id: str) -> bool:
         if entry_id in self.absent:
             return False
-        query = select(m.EntryRow.idx).where(
+        query = select(m.EntryRow.idx).where(  # type: ignore[call-overload]
             m.EntryRow.village_id == self.village_id, m.EntryRow.idx < self.state.size, m.EntryRow.entry_id == entry_id
         )
         return self.session.execute(query).first() is not None
@@ -256,7 +256,7 @@ class Store:
             raise EntryError("a village starts with a village.genesis entry", field="entry.kind")
         log_key = log_key or keys.SigningKey.generate()
         with write_session(self.engine) as session:
-            if session.execute(select(m.Village).where(m.Village.slug == genesis.village)).first():
+            if session.execute(select(m.Village).where(m.Village.slug == genesis.village)).first():  # type: ignore[arg-type]
                 raise EntryError(f"village {genesis.village!r} already exists", field="entry.village")
             village = m.Village(slug=genesis.village, origin=origin, created=utc_now())
             session.add(village)
@@ -282,7 +282,7 @@ class Store:
         with write_session(self.engine) as session:
             village = self.village_row(session, slug, lock=True)
             assert village.id is not None
-            for row in session.execute(select(m.LogKey).where(m.LogKey.village_id == village.id)).scalars():
+            for row in session.execute(select(m.LogKey).where(m.LogKey.village_id == village.id)).scalars():  # type: ignore[arg-type]
                 row.retired = row.retired or utc_now()
             session.add(self._log_key_row(village.id, village.origin, new_key))
         self._signers.pop(village.id, None)
@@ -298,7 +298,7 @@ class Store:
         (a transient row, bound to no session, so no rollback can expire it)."""
         village = self._villages.get(slug)
         if village is None:
-            found = session.execute(select(m.Village).where(m.Village.slug == slug)).scalar_one_or_none()
+            found = session.execute(select(m.Village).where(m.Village.slug == slug)).scalar_one_or_none()  # type: ignore[arg-type]
             if found is None:
                 raise NotFound(f"no village {slug!r}")
             village = m.Village(id=found.id, slug=found.slug, origin=found.origin, created=found.created)
@@ -328,7 +328,7 @@ class Store:
         """Every note verifier key the village's checkpoints were ever signed with, oldest first."""
         with read_session(self.engine) as session:
             village = self.village_row(session, slug)
-            rows = session.execute(select(m.LogKey).where(m.LogKey.village_id == village.id).order_by(m.LogKey.id)).scalars()
+            rows = session.execute(select(m.LogKey).where(m.LogKey.village_id == village.id).order_by(m.LogKey.id)).scalars()  # type: ignore[arg-type]
             return [keys.verifier_key(row.name, row.public) for row in rows]
 
     def _signer(self, session: Session, village_id: int) -> tuple[str, keys.SigningKey]:
@@ -550,7 +550,7 @@ class Store:
             state = cached.copy()
         state.index = DbIndex(session, village_id, state)
         if state.size < size:  # another process appended since: replay its entries (stored, so trusted)
-            query = select(m.EntryRow.entry_id, m.EntryRow.leaf).where(
+            query = select(m.EntryRow.entry_id, m.EntryRow.leaf).where(  # type: ignore[call-overload]
                 m.EntryRow.village_id == village_id, m.EntryRow.idx >= state.size
             )
             rows = session.execute(query.order_by(m.EntryRow.idx)).all()
@@ -639,8 +639,8 @@ class Store:
     def leaf(self, slug: str, index: int) -> bytes:
         with read_session(self.engine) as session:
             village = self.village_row(session, slug)
-            leaf = session.execute(
-                select(m.EntryRow.leaf).where(m.EntryRow.village_id == village.id, m.EntryRow.idx == index)
+            leaf: bytes | None = session.execute(
+                select(m.EntryRow.leaf).where(m.EntryRow.village_id == village.id, m.EntryRow.idx == index)  # type: ignore[call-overload]
             ).scalar_one_or_none()
             if leaf is None:
                 raise NotFound(f"no entry at index {index} in village {slug!r}")
@@ -723,13 +723,13 @@ class Store:
                 village=slug, origin=village.origin, log_keys=self.verifier_keys(slug), created=utc_now()
             )
             checkpoints = session.execute(
-                select(m.CheckpointRow.size, m.CheckpointRow.note).where(m.CheckpointRow.village_id == village.id).order_by(m.CheckpointRow.size)
+                select(m.CheckpointRow.size, m.CheckpointRow.note).where(m.CheckpointRow.village_id == village.id).order_by(m.CheckpointRow.size)  # type: ignore[call-overload]
             ).all()
             pending = iter(checkpoints)
             upcoming = next(pending, None)
             attachments: set[str] = set()
             size = 0
-            query = select(m.EntryRow.kind, m.EntryRow.leaf).where(m.EntryRow.village_id == village.id).order_by(m.EntryRow.idx)
+            query = select(m.EntryRow.kind, m.EntryRow.leaf).where(m.EntryRow.village_id == village.id).order_by(m.EntryRow.idx)  # type: ignore[call-overload]
             with _streamed(session, query) as rows:
                 for kind, leaf in rows:
                     yield bundle.entry_line(leaf)
@@ -740,7 +740,7 @@ class Store:
                         yield bundle.checkpoint_line(upcoming[1])
                         upcoming = next(pending, None)
             balances = session.execute(
-                select(m.BalanceRow.ledger, m.BalanceRow.account, m.BalanceRow.amount)
+                select(m.BalanceRow.ledger, m.BalanceRow.account, m.BalanceRow.amount)  # type: ignore[call-overload]
                 .where(m.BalanceRow.village_id == village.id)
                 .order_by(m.BalanceRow.ledger, m.BalanceRow.account)
             ).all()
@@ -761,7 +761,7 @@ class Store:
         with read_session(self.engine, streamed=True) as session:
             village = self.village_row(session, slug)
             query = (
-                select(m.EntryRow.idx, m.EntryRow.kind, m.EntryRow.leaf, m.EntryRow.leaf_hash, m.TreeNode.hash)
+                select(m.EntryRow.idx, m.EntryRow.kind, m.EntryRow.leaf, m.EntryRow.leaf_hash, m.TreeNode.hash)  # type: ignore[call-overload]
                 .join(m.TreeNode, (m.TreeNode.village_id == m.EntryRow.village_id) & (m.TreeNode.level == 0)
                       & (m.TreeNode.idx == m.EntryRow.idx), isouter=True)
                 .where(m.EntryRow.village_id == village.id)
@@ -793,7 +793,7 @@ class Store:
             report = verify_bundle(lines, trusted, workers=workers)
         # (2)
         with write_session(self.engine) as session:
-            if session.execute(select(m.Village).where(m.Village.slug == report.village)).first():
+            if session.execute(select(m.Village).where(m.Village.slug == report.village)).first():  # type: ignore[arg-type]
                 raise EntryError(f"village {report.village!r} already exists", field="entry.village")
             village = m.Village(slug=report.village, origin=report.origin, created=utc_now())
             session.add(village)
@@ -810,12 +810,14 @@ class Store:
                     self._restore_chunk(session, village.id, chunk, state, tree, trusted)
             for model, rows in derived_rows(village.id, state, None).items():
                 if rows:
-                    session.execute(model.__table__.insert(), rows)  # type: ignore[attr-defined]
+                    session.execute(model.__table__.insert(), rows)
         return report
 
     def _restore_chunk(self, session: Session, village_id: int, lines: Sequence[bytes], state: State,
                        tree: merkle.CompactRange, trusted: Sequence[keys.NoteVerifier]) -> None:
-        entries, nodes, checkpoints = [], [], []
+        entries: list[dict[str, Any]] = []
+        nodes: list[dict[str, Any]] = []
+        checkpoints: list[dict[str, Any]] = []
         for raw in lines:
             line = raw.rstrip(b"\n")
             if line.startswith(b'{"entry":'):
@@ -833,7 +835,7 @@ class Store:
                                     "note": note, "created": utc_now()})
         for model, rows in ((m.EntryRow, entries), (m.TreeNode, nodes), (m.CheckpointRow, checkpoints)):
             if rows:
-                session.execute(model.__table__.insert(), rows)  # type: ignore[attr-defined]
+                session.execute(model.__table__.insert(), rows)  # type: ignore[union-attr]  # SQLModel declares no __table__
 
     def rebuild(self, slug: str) -> None:
         """Recompute every derived table of the village from its entries (replacing what is there)."""
@@ -841,16 +843,16 @@ class Store:
             village = self.village_row(session, slug, lock=True)
             assert village.id is not None
             state = State()
-            query = select(m.EntryRow.leaf).where(m.EntryRow.village_id == village.id).order_by(m.EntryRow.idx)
+            query = select(m.EntryRow.leaf).where(m.EntryRow.village_id == village.id).order_by(m.EntryRow.idx)  # type: ignore[call-overload]
             with _streamed(session, query) as leaves:
                 for (leaf,) in leaves:
                     apply(state, decode_leaf(leaf))
             for name in reversed(m.DERIVED_TABLES):
                 model = _DERIVED_MODELS[name]
-                session.execute(delete(model).where(model.village_id == village.id))  # type: ignore[attr-defined]
+                session.execute(delete(model).where(model.village_id == village.id))
             for model, rows in derived_rows(village.id, state, None).items():
                 if rows:
-                    session.execute(model.__table__.insert(), rows)  # type: ignore[attr-defined]
+                    session.execute(model.__table__.insert(), rows)
         with self._lock:
             self._states.pop(village.id, None)
 
@@ -861,7 +863,7 @@ class Store:
             dump = {}
             for name in m.DERIVED_TABLES:
                 model = _DERIVED_MODELS[name]
-                table = model.__table__  # type: ignore[attr-defined]
+                table = model.__table__
                 order = [c for c in table.primary_key.columns]
                 rows = session.execute(select(table).where(table.c.village_id == village.id).order_by(*order)).all()
                 dump[name] = [tuple(row) for row in rows]
