@@ -333,12 +333,12 @@ def desk_key(village: str, replace: bool) -> None:
 def escalate(village: str) -> None:
     """Escalate to the township every complaint of VILLAGE past its deadline (the server also does this
     whenever complaints are read; run this from cron, e.g. hourly, so that quiet villages escalate too)."""
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from storage import complaints
 
     with _store() as store:
-        escalated = _guard(lambda: complaints.escalate_overdue(store, village, datetime.now(timezone.utc)))
+        escalated = _guard(lambda: complaints.escalate_overdue(store, village, datetime.now(UTC)))
     click.echo(f"{len(escalated)} complaint(s) escalated" + "".join(f"\n  {receipt}" for receipt in escalated))
 
 

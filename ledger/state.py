@@ -27,19 +27,18 @@ account and credits another by the same amount, so the balances of a ledger alwa
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple, Protocol
-
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from typing import Any, NamedTuple, Protocol
 
 import keys
 
 from .canonical import b64decode, b64encode
 from .entries import Entry, entry_time, free_texts, parse_time
-from .personal import find_personal_data
 from .errors import NotAuthorised, Replay, RuleViolation, SignatureError
+from .personal import find_personal_data
 
 ISSUER = "village"
 SUPERMARKET = "supermarket"

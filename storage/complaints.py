@@ -26,7 +26,7 @@ import statistics
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, overload
 
 from sqlalchemy import select
@@ -192,7 +192,7 @@ def replace_desk_key(store: Store, slug: str) -> bytes:
 def _new_desk_row(store: Store, session: Session, village_id: int) -> bytes:
     """A new desk key, dated after every earlier one of the village (``created`` orders them)."""
     key = keys.SigningKey.generate()
-    created = datetime.now(timezone.utc).replace(microsecond=0)
+    created = datetime.now(UTC).replace(microsecond=0)
     newest = _desk_rows(session, village_id)
     if newest and _parse(newest[0].created) >= created:
         created = _parse(newest[0].created) + timedelta(seconds=1)
@@ -604,15 +604,15 @@ def _on_time(case: Case, rules: Settings) -> bool:
 
 
 def _parse(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def _text(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 __all__ = [
     "CATEGORIES", "CaseView", "ComplaintError", "DeskNotReady", "Filed", "MonthFigures", "NotYours", "Settings", "Stepped",
-    "cases_for", "desk_public_key", "escalate_overdue", "replace_desk_key", "figures", "file_complaint", "handler_step",
-    "overdue", "photo", "protected_deductions", "set_settings", "settings", "track", "view", "villager_step",
+    "cases_for", "desk_public_key", "escalate_overdue", "figures", "file_complaint", "handler_step", "overdue", "photo",
+    "protected_deductions", "replace_desk_key", "set_settings", "settings", "track", "view", "villager_step",
 ]

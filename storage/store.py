@@ -37,7 +37,15 @@ from sqlmodel import Session, SQLModel
 
 import keys
 from ledger import bundle, merkle
-from ledger.entries import Entry, check_signatures, decode_leaf, entry_time, format_time, household_commitment, utc_now
+from ledger.entries import (
+    Entry,
+    check_signatures,
+    decode_leaf,
+    entry_time,
+    format_time,
+    household_commitment,
+    utc_now,
+)
 from ledger.errors import EntryError, LedgerError, Replay, RuleViolation, VerificationError
 from ledger.note import Checkpoint, TlogProof, open_checkpoint, sign_checkpoint
 from ledger.state import (

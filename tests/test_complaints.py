@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from kit import Clock, StoredVillage
 from pictures import jpeg_with_gps
@@ -28,6 +27,7 @@ from ledger.entries import complaint_commitment, decode_leaf, format_time, step_
 from ledger.note import open_checkpoint
 from storage import models as m
 from storage.db import read_session
+
 
 @pytest.fixture
 def clock(village: StoredVillage) -> Clock:

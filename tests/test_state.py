@@ -1401,7 +1401,6 @@ def test_the_village_keeps_its_township_and_its_desk(ledger: MemoryLedger, kit: 
 def test_a_log_of_rules_1_keeps_the_rules_it_was_written_under(old: MemoryLedger) -> None:
     """Before the checks and balances the committee could appoint supervisors and date entries at will: a
     log written then stays verifiable as it was written."""
-    kit = old.kit
     old.post("member.role", {"member": "secretary", "roles": ["committee", "supervisor"]}, by="founder")
     old.post("rule.publish", DEDUCTION_RULE)
     old.post("grid.define", {"grid": "g9", "name": "九组"}, time="2020-01-01T00:00:00Z")

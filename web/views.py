@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
@@ -127,7 +127,7 @@ def household_by_plate(token: str) -> Any:
 @bp.route("/v/<village>")
 def village_page(village: str) -> Any:
     """Public village affairs, the rules catalogue, the monthly red list and points statistics."""
-    month = request.args.get("month") or datetime.now(timezone.utc).strftime("%Y-%m")
+    month = request.args.get("month") or datetime.now(UTC).strftime("%Y-%m")
     category = request.args.get("category")
     if category not in CATEGORY_NAMES:
         category = None

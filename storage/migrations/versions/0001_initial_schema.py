@@ -13,7 +13,6 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-
 revision = '0001'
 down_revision = None
 branch_labels = None

@@ -14,7 +14,6 @@ import sqlalchemy as sa
 import sqlmodel.sql.sqltypes
 from alembic import op
 
-
 revision = '0002'
 down_revision = '0001'
 branch_labels = None
