@@ -65,6 +65,9 @@ api = Api()
 # (one process: the development server) or a Redis/Valkey every worker shares (redis://...: the deploy).
 # Client addresses live only there, never in the database: anonymous complaints store no address.
 limiter = Limiter(key_func=get_remote_address, strategy="fixed-window")
+# One limit per client for each, across every worker (the store above) and across the API and the pages.
+filing_limit = limiter.shared_limit("5 per minute;30 per day", scope="complaint-filing")
+tracking_limit = limiter.shared_limit("30 per minute", scope="complaint-tracking")
 
 
 def init_store(app: Flask) -> None:

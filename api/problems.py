@@ -114,6 +114,8 @@ def from_ledger_error(error: LedgerError) -> Problem:
         problems = getattr(error, "problems", None) or {field: [str(error)]}
         errors = [{"field": name, "problem": reason} for name, reasons in problems.items() for reason in reasons]
         return Problem(status, error.code, title, str(error), errors=errors, position=error.position)
+    if isinstance(error, complaints.BadPlate):
+        return Problem(422, "bad-plate", "Unknown door plate", str(error), errors=[{"field": "plate", "problem": str(error)}])
     if isinstance(error, (complaints.ComplaintError, console.ConsoleError)):
         return Problem(422, "refused", "The request was refused", str(error),
                        errors=[{"field": error.field, "problem": str(error)}])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import secrets
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -658,6 +659,20 @@ def _decode_leaf_explained(leaf: bytes) -> Entry:
     if entry.leaf != leaf:
         raise EncodingError("leaf bytes are not the RFC 8785 canonical form of the entry")
     return entry
+
+
+def open_leaf(leaf: bytes) -> dict[str, Any]:
+    """The signed entry a stored leaf holds, as JSON (``{"entry": ..., "signatures": [...]}``): the one place
+    the log's own rows are opened for reading. The leaf was checked when it was appended; bytes from
+    elsewhere go through ``decode_leaf``."""
+    opened: dict[str, Any] = json.loads(leaf)
+    return opened
+
+
+def leaf_body(leaf: bytes) -> dict[str, Any]:
+    """The body of the entry a stored leaf holds (see ``open_leaf``)."""
+    body: dict[str, Any] = open_leaf(leaf)["entry"]["body"]
+    return body
 
 
 def check_signatures(entry: Entry) -> None:

@@ -19,7 +19,6 @@ Anonymous complaints store no household, no IP address and no device identifier.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import secrets
 import statistics
@@ -37,6 +36,7 @@ from ledger.canonical import b64encode
 from ledger.entries import (
     Entry,
     complaint_commitment,
+    leaf_body,
     make_unsigned,
     sign_entry,
     step_commitment,
@@ -45,9 +45,9 @@ from ledger.errors import EntryError, NotAuthorised
 from ledger.state import DESK_STEPS, OPEN, Case, Household, Member, may_handle
 
 from . import models as m
-from . import protection
+from . import plates, protection
 from .db import read_session, write_session
-from .images import CleanImage
+from .images import CleanImage, clean_images
 from .reads import entry_by_id
 from .store import Appended, NotFound, StorageError, Store
 
@@ -75,6 +75,13 @@ class ComplaintError(StorageError):
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class BadPlate(ComplaintError):
+    """A door plate that names no household of this village (unknown, replaced, or another village's)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="plate")
 
 
 class DeskNotReady(StorageError):
@@ -304,6 +311,49 @@ def file_complaint(
     return Filed(receipt, code, appended)
 
 
+def file_from_the_door(
+    store: Store,
+    slug: str,
+    *,
+    category: str,
+    text: str,
+    photos: Sequence[tuple[str, bytes]] = (),
+    anonymous: bool = False,
+    plate: str | None = None,
+    household: str | None = None,
+    assisted_by: str | None = None,
+    appeal_of: str | None = None,
+    now: datetime,
+) -> Filed:
+    """The one intake of the API and the villager's form: the door plate, if given, names the household (an
+    unknown, replaced or other village's plate is refused naming ``plate``); ``household`` is only for a
+    filing ``assisted_by`` a member; the photos (client file name, bytes) are cleaned (raises
+    ``images.ImageRejected``); then ``file_complaint``."""
+    named, household = household, None
+    if plate:
+        try:
+            plate_village, household = plates.resolve(store, plate)
+        except (plates.UnknownPlate, plates.PlateReplaced) as exc:
+            raise BadPlate(str(exc)) from exc
+        if plate_village != slug:
+            raise BadPlate("the plate belongs to another village")
+    if named is not None:
+        if assisted_by is None:
+            raise ComplaintError("only a member files for a household (assisted filing)", field="household")
+        household = named
+    return file_complaint(store, slug, category=category, text=text, photos=clean_images(photos), anonymous=anonymous,
+                          household=household, assisted_by=assisted_by, appeal_of=appeal_of, now=now)
+
+
+def sweep(store: Store, slug: str, now: datetime) -> None:
+    """Escalate every case past its deadline (before complaints are read); a village whose desk is not set up
+    has nothing to escalate with, and says so in the log."""
+    try:
+        escalate_overdue(store, slug, now)
+    except DeskNotReady:
+        log.warning("village %s: complaint desk not ready, deadlines not escalated", slug)
+
+
 def _require_households_grid_worker(member: Member | None, household: Household | None) -> None:
     """Only a household's own grid worker files on its behalf (an elderly villager without a phone): not
     the committee the complaint may be about, nor an auditor, nor a grid worker of another grid."""
@@ -381,7 +431,7 @@ def _view(session: Session, village_id: int, row: m.ComplaintRow) -> CaseView:
 def _message(row: m.ComplaintMessageRow, entry: m.EntryRow) -> Message:
     """A step as shown: its commitment is the one on the log (None for a step that commits to no text)."""
     content = dict(row.content)
-    committed = json.loads(entry.leaf)["entry"]["body"].get("commitment")
+    committed = leaf_body(entry.leaf).get("commitment")
     return Message(entry.entry_id, str(content["step"]), entry.time, str(content.get("by", "")),
                    content.get("text"), b64encode(row.salt), committed)  # type: ignore[arg-type]
 
@@ -612,7 +662,8 @@ def _text(moment: datetime) -> str:
 
 
 __all__ = [
-    "CATEGORIES", "CaseView", "ComplaintError", "DeskNotReady", "Filed", "MonthFigures", "NotYours", "Settings", "Stepped",
-    "cases_for", "desk_public_key", "escalate_overdue", "figures", "file_complaint", "handler_step", "overdue", "photo",
-    "protected_deductions", "replace_desk_key", "set_settings", "settings", "track", "view", "villager_step",
+    "CATEGORIES", "BadPlate", "CaseView", "ComplaintError", "DeskNotReady", "Filed", "MonthFigures", "NotYours", "Settings", "Stepped",
+    "cases_for", "desk_public_key", "escalate_overdue", "figures", "file_complaint", "file_from_the_door", "handler_step",
+    "overdue", "photo", "protected_deductions", "replace_desk_key", "set_settings", "settings", "sweep", "track", "view",
+    "villager_step",
 ]

@@ -15,7 +15,6 @@ import codecs
 import csv
 import hashlib
 import io
-import json
 import re
 import unicodedata
 import warnings
@@ -35,7 +34,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
 from ledger.canonical import b64encode
-from ledger.entries import Entry, make_unsigned, parse_entry, utc_now
+from ledger.entries import Entry, leaf_body, make_unsigned, parse_entry, utc_now
 from ledger.errors import EntryError, MalformedEntry, NotAuthorised
 from ledger.state import MemoryIndex, State, apply
 
@@ -393,7 +392,7 @@ def redemptions(store: Store, slug: str, month: str) -> RedemptionReport:
     items: list[Redemption] = []
     totals: dict[str, dict[str, int]] = {}
     for idx, time_, household, leaf, reversed_at in rows:
-        body = json.loads(leaf)["entry"]["body"]
+        body = leaf_body(leaf)
         redemption = Redemption(idx, time_, household, body["item"], body["quantity"], body["amount"], reversed_at is not None)
         items.append(redemption)
         if not redemption.reversed:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,7 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 import keys
-from ledger.entries import LEDGERS
+from ledger.entries import LEDGERS, leaf_body
 from ledger.errors import LedgerError
 from ledger.note import open_checkpoint
 from ledger.state import household_account
@@ -337,7 +336,7 @@ def affairs(store: Store, slug: str, *, month: str | None = None, category: str 
         ).all()
     records = []
     for idx, time, leaf in rows:
-        body = json.loads(leaf)["entry"]["body"]
+        body = leaf_body(leaf)
         if month is not None and not body["date"].startswith(month):
             continue
         if category is not None and body["category"] != category:

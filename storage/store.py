@@ -44,6 +44,7 @@ from ledger.entries import (
     entry_time,
     format_time,
     household_commitment,
+    leaf_body,
     utc_now,
 )
 from ledger.errors import EntryError, LedgerError, Replay, RuleViolation, VerificationError
@@ -743,7 +744,7 @@ class Store:
                     yield bundle.entry_line(leaf)
                     size += 1
                     if kind in ("affair.publish", "points.award", "points.deduct"):
-                        attachments.update(bundle.attachment_hashes(json.loads(leaf)["entry"]["body"]))
+                        attachments.update(bundle.attachment_hashes(leaf_body(leaf)))
                     while upcoming is not None and upcoming[0] <= size:
                         yield bundle.checkpoint_line(upcoming[1])
                         upcoming = next(pending, None)

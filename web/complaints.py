@@ -14,13 +14,12 @@ from flask import Blueprint, render_template, request
 from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 
-from api.extensions import now, store
-from api.problems import Problem
+from api.extensions import filing_limit, now, store, tracking_limit
 from api.schemas import FileComplaint, VillagerAnswer, VillagerRating
-from api.views.complaints import file_from_request, filing_limit, sweep, tracking_limit
 from ledger.canonical import b64encode
 from ledger.errors import LedgerError
 from storage import NotFound, complaints, reads
+from storage.images import MAX_PHOTO_BYTES, ImageRejected
 
 bp = Blueprint("complaints_web", __name__, template_folder="templates")
 
@@ -81,11 +80,14 @@ def complain(village: str) -> Any:
         raw["anonymous"] = "true"
     try:
         form = FileComplaint().load({k: v for k, v in raw.items() if k != "household"})
-        filed = file_from_request(village, {**form, "photos": request.files.getlist("photos")}, None)
+        uploads = [(f.filename or "", f.read(MAX_PHOTO_BYTES + 1)) for f in request.files.getlist("photos") if f]
+        filed = complaints.file_from_the_door(
+            store(), village, category=form["category"], text=form["text"], photos=uploads,
+            anonymous=form.get("anonymous", False), plate=form.get("plate"), appeal_of=form.get("appeal_of"), now=now())
     except ValidationError as exc:
         return _form_again(village, state, raw, list(exc.messages))
-    except Problem as exc:
-        return _form_again(village, state, raw, [e["field"] for e in exc.errors or [{"field": "text"}]])
+    except ImageRejected as exc:
+        return _form_again(village, state, raw, [exc.field])
     except complaints.ComplaintError as exc:
         return _form_again(village, state, raw, [exc.field])
     return _receipt_page(village, state, filed)
@@ -133,7 +135,7 @@ def track(village: str) -> Any:
             loaded = VillagerRating().load({"code": code, "rating": request.form.get("rating", ""),
                                             "resolved": request.form.get("resolved", "")})
             complaints.villager_step(store(), village, code, "rate", rating=loaded["rating"], resolved=loaded["resolved"], now=now())
-        sweep(village)
+        complaints.sweep(store(), village, now())
         found = complaints.track(store(), village, code)
     except ValidationError as exc:
         return _track_again(village, state, code, list(exc.messages))

@@ -15,6 +15,8 @@ from flask_babel import lazy_gettext as _l
 
 from api.extensions import store
 from ledger.canonical import b64encode
+from ledger.entries import leaf_body
+from ledger.state import household_account
 from storage import NotFound, complaints, plates, reads
 from storage import models as m
 from storage.reads import EntryFilter, EntryRecord
@@ -88,12 +90,11 @@ def _title(body: dict[str, Any], rules: dict[str, m.RuleRow], words: Words) -> s
 
 def _entry_view(row: EntryRecord, proof: list[bytes], rules: dict[str, m.RuleRow], roles: dict[bytes, frozenset[str]],
                 words: Words) -> EntryView:
-    signed = json.loads(row.leaf)
-    body = signed["entry"]["body"]
+    body = leaf_body(row.leaf)
     signer_roles = sorted(roles.get(row.author, frozenset()))
     signed_amount = None
     if row.amount is not None:
-        signed_amount = row.amount if row.credit == f"household:{row.household}" else -row.amount
+        signed_amount = row.amount if row.credit == household_account(row.household) else -row.amount
     return EntryView(
         index=row.idx, date=row.time[:10], kind=words.kinds.get(row.kind, row.kind), title=_title(body, rules, words),
         reason=str(body.get("reason", "")), ledger=row.ledger, amount=signed_amount,

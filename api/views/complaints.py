@@ -9,17 +9,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from flask import Response, current_app
+from flask import Response
 
 from ledger.canonical import b64decode, b64encode
 from ledger.entries import parse_entry
 from ledger.errors import EncodingError, EntryError
 from ledger.state import Case
-from storage import complaints, plates
-from storage.images import MAX_PHOTO_BYTES, ImageRejected, clean_images
+from storage import complaints
+from storage.images import MAX_PHOTO_BYTES, ImageRejected
 
 from ..auth import Caller, current_caller, require_caller
-from ..extensions import Blueprint, limiter, now, store
+from ..extensions import Blueprint, filing_limit, now, store, tracking_limit
 from ..problems import Problem
 from ..schemas import (
     CaseList,
@@ -39,20 +39,6 @@ from ..schemas import (
 
 blp = Blueprint("complaints", __name__, url_prefix="/api/v1/villages", description="The complaint channel (家门口的监委)")
 
-# One limit per client for each, across every worker (the limiter's shared store: RATELIMIT_STORAGE_URI)
-# and across the API and the villager pages.
-filing_limit = limiter.shared_limit("5 per minute;30 per day", scope="complaint-filing")
-tracking_limit = limiter.shared_limit("30 per minute", scope="complaint-tracking")
-
-
-def sweep(village: str) -> None:
-    """Escalate every case past its deadline before answering (the clock is ``CLOCK`` in the config)."""
-    try:
-        complaints.escalate_overdue(store(), village, now())
-    except complaints.DeskNotReady:
-        current_app.logger.warning("village %s: complaint desk not ready, deadlines not escalated", village)
-
-
 def case_item(case: Case) -> dict[str, Any]:
     return dataclasses.asdict(case)  # the response schema keeps the public fields
 
@@ -70,32 +56,20 @@ def step_item(stepped: complaints.Stepped) -> dict[str, Any]:
 
 
 def file_from_request(village: str, form: dict[str, Any], caller: Caller | None) -> complaints.Filed:
-    """The shared filing path of the API and the villager page."""
-    household = None
-    if form.get("plate"):
-        try:
-            slug, household = plates.resolve(store(), form["plate"])
-        except (plates.UnknownPlate, plates.PlateReplaced) as exc:
-            raise Problem(422, "bad-plate", "Unknown door plate", str(exc), errors=[{"field": "plate", "problem": str(exc)}]) from exc
-        if slug != village:
-            raise Problem(422, "bad-plate", "Unknown door plate", "the plate belongs to another village",
-                          errors=[{"field": "plate", "problem": "belongs to another village"}])
-    assisted_by = None
-    if form.get("household"):
-        if caller is None:
-            raise Problem(401, "unauthorised", "Authentication required", "only a member may file for a household",
-                          errors=[{"field": "household", "problem": "needs a member token (assisted filing)"}])
-        household, assisted_by = form["household"], caller.member
+    """``complaints.file_from_the_door`` for the API's form: a filing for a ``household`` needs a member token."""
+    if form.get("household") and caller is None:
+        raise Problem(401, "unauthorised", "Authentication required", "only a member may file for a household",
+                      errors=[{"field": "household", "problem": "needs a member token (assisted filing)"}])
     uploads = [(f.filename or "", f.read(MAX_PHOTO_BYTES + 1)) for f in form.get("photos", []) if f]
     try:
-        photos = clean_images(uploads)
+        return complaints.file_from_the_door(
+            store(), village, category=form["category"], text=form["text"], photos=uploads,
+            anonymous=form.get("anonymous", False), plate=form.get("plate"), household=form.get("household"),
+            assisted_by=caller.member if caller and form.get("household") else None, appeal_of=form.get("appeal_of"),
+            now=now(),
+        )
     except ImageRejected as exc:
         raise Problem(422, exc.code, "Photo refused", str(exc), errors=[{"field": exc.field, "problem": str(exc)}]) from exc
-    return complaints.file_complaint(
-        store(), village, category=form["category"], text=form["text"], photos=photos,
-        anonymous=form.get("anonymous", False), household=household, assisted_by=assisted_by,
-        appeal_of=form.get("appeal_of"), now=now(),
-    )
 
 
 @blp.route("/<village>/complaints", methods=["POST"])
@@ -119,7 +93,7 @@ def file(form: dict[str, Any], village: str) -> dict[str, Any]:
 @blp.response(200, CaseViewSchema)
 def track(request: dict[str, str], village: str) -> dict[str, Any]:
     """The case behind a tracking code (POST, so the code never appears in a URL or a server log)."""
-    sweep(village)
+    complaints.sweep(store(), village, now())
     return view_item(complaints.track(store(), village, request["code"]))
 
 
@@ -154,7 +128,7 @@ def _member(village: str) -> Any:
 def cases(village: str) -> dict[str, Any]:
     """The cases routed to the calling member (never those that may be about them), newest first."""
     member = _member(village)
-    sweep(village)
+    complaints.sweep(store(), village, now())
     return {"items": [case_item(case) for case in complaints.cases_for(store(), village, member)]}
 
 
@@ -176,7 +150,7 @@ def protected_deductions(village: str) -> dict[str, Any]:
 def case(village: str, receipt: str) -> dict[str, Any]:
     """A case with its content and every step, for a member it is routed to (403 for anyone else)."""
     member = _member(village)
-    sweep(village)
+    complaints.sweep(store(), village, now())
     return view_item(complaints.view(store(), village, receipt, member))
 
 
@@ -237,7 +211,7 @@ def figures(village: str) -> dict[str, Any]:
     """Per month of filing: resolution, satisfaction and on-time rates and the median time to reply —
     aggregates only, each recomputable from the log's complaint entries."""
     store().village_id(village)
-    sweep(village)
+    complaints.sweep(store(), village, now())
     months = complaints.figures(store(), village)
     return {"months": [{**vars(month), "resolution_rate": month.resolution_rate,
                         "satisfaction_rate": month.satisfaction_rate, "on_time_rate": month.on_time_rate}

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import json
-
 from ledger.canonical import b64encode
-from ledger.entries import Entry, parse_entry
+from ledger.entries import Entry, open_leaf, parse_entry
 from ledger.errors import EntryError, MalformedEntry
 from storage import Appended, reads
 from storage.reads import EntryFilter
@@ -60,7 +58,7 @@ def entry_item(row: Any) -> dict[str, Any]:
     return {
         "index": row.idx, "entry_id": row.entry_id, "kind": row.kind, "time": row.time, "household": row.household,
         "ledger": row.ledger, "amount": row.amount, "debit": row.debit, "credit": row.credit,
-        "leaf_hash": b64encode(row.leaf_hash), "signed": json.loads(row.leaf),
+        "leaf_hash": b64encode(row.leaf_hash), "signed": open_leaf(row.leaf),
     }
 
 
