@@ -11,6 +11,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
+from webargs.multidictproxy import MultiDictProxy
 from werkzeug.datastructures import CombinedMultiDict
 
 from ledger.canonical import parse_json
@@ -35,7 +36,8 @@ class StrictParser(StrictJsonParser):
     ``files``) both loads and documents the whole form: flask-smorest documents a single request body."""
 
     def load_files(self, req: Any, schema: Any) -> Any:
-        return self._makeproxy(CombinedMultiDict([req.form, req.files]), schema)
+        fields = CombinedMultiDict([req.form, req.files])
+        return MultiDictProxy(fields, schema, known_multi_fields=tuple(self.KNOWN_MULTI_FIELDS))
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -43,13 +45,11 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 class Api(flask_smorest.Api):
-    """flask-smorest, answering every error as an RFC 9457 problem (see ``problems.init_app``)."""
+    """flask-smorest, documenting every error as an RFC 9457 problem. The errors are answered by
+    ``problems.init_app``, whose handler for HTTPException, registered after flask-smorest's, replaces it."""
 
     ERROR_SCHEMA = ProblemSchema
     DEFAULT_ERROR_RESPONSE_NAME = "DEFAULT_ERROR"
-
-    def _register_error_handlers(self) -> None:
-        """Errors are answered by ``problems``; flask-smorest's own JSON errors are not used."""
 
     def _register_responses(self) -> None:
         """Document every error response as ``application/problem+json``, which is what is sent."""
