@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from kit import StoredVillage
 
 import keys
@@ -55,26 +56,31 @@ def test_post_signs_with_an_encrypted_key_file_and_writes_the_receipt(
     assert (tmp_path / "r.tlog-proof").read_text().startswith("c2sp.org/tlog-proof@v1\n")
 
 
-def test_post_refused_by_the_ledger_exits_non_zero_with_the_reason(
+@pytest.fixture
+def post_as(
     live_server: str, village: StoredVillage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    key_file = tmp_path / "grid1.key"
-    keys.save_private_key(village.kit.keys["grid1"], key_file, b"pw-for-grid1")
-    monkeypatch.setenv("VILLAGELEDGER_KEY_PASSPHRASE", "pw-for-grid1")
-    body = '{"household": "h2", "rule": "M-01", "amount": 30, "reason": "太多了"}'
-    result = CliRunner().invoke(main, ["post", "testvillage", "points.award", body, "--key", str(key_file), "--server", live_server])
+) -> Callable[[str, str, str], Result]:
+    """``post_as(member, kind, body)``: ``villageledger post`` with the member's encrypted key file."""
+
+    def post(member: str, kind: str, body: str) -> Result:
+        key_file = tmp_path / f"{member}.key"
+        keys.save_private_key(village.kit.keys[member], key_file, f"pw-for-{member}".encode())
+        monkeypatch.setenv("VILLAGELEDGER_KEY_PASSPHRASE", f"pw-for-{member}")
+        return CliRunner().invoke(main, ["post", "testvillage", kind, body, "--key", str(key_file), "--server", live_server])
+
+    return post
+
+
+def test_post_refused_by_the_ledger_exits_non_zero_with_the_reason(post_as: Callable[[str, str, str], Result]) -> None:
+    result = post_as("grid1", "points.award", '{"household": "h2", "rule": "M-01", "amount": 30, "reason": "太多了"}')
     assert result.exit_code == 1
     assert "amount 30 is outside rule M-01: between 1 and 10" in result.output
 
 
 def test_post_of_a_committee_made_supervisor_is_refused_naming_the_rule(
-    live_server: str, village: StoredVillage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    post_as: Callable[[str, str, str], Result], village: StoredVillage
 ) -> None:
-    key_file = tmp_path / "secretary.key"
-    keys.save_private_key(village.kit.keys["secretary"], key_file, b"pw-for-secretary")
-    monkeypatch.setenv("VILLAGELEDGER_KEY_PASSPHRASE", "pw-for-secretary")
     size = village.size()
-    body = '{"member": "secretary", "roles": ["committee", "supervisor"]}'
-    result = CliRunner().invoke(main, ["post", "testvillage", "member.role", body, "--key", str(key_file), "--server", live_server])
+    result = post_as("secretary", "member.role", '{"member": "secretary", "roles": ["committee", "supervisor"]}')
     assert result.exit_code == 1
     assert "rule 2 (appointments): only the township may appoint" in result.output and village.size() == size
