@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import flask_smorest
+from apispec import BasePlugin
 from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -44,6 +45,15 @@ class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictParser()
 
 
+class ProblemResponses(BasePlugin):
+    """An apispec plugin (passed through flask-smorest's ``spec_kwargs``): the API's reusable responses, which
+    are its error responses, are documented as ``application/problem+json``, which is what is sent."""
+
+    def response_helper(self, response: dict[str, Any], **kwargs: Any) -> dict[str, Any] | None:
+        content = response.get("content")  # one media type, flask-smorest's default, or none (a 204)
+        return {"content": {PROBLEM_JSON: next(iter(content.values()))}} if content else None
+
+
 class Api(flask_smorest.Api):
     """flask-smorest, documenting every error as an RFC 9457 problem. The errors are answered by
     ``problems.init_app``, whose handler for HTTPException, registered after flask-smorest's, replaces it."""
@@ -51,16 +61,8 @@ class Api(flask_smorest.Api):
     ERROR_SCHEMA = ProblemSchema
     DEFAULT_ERROR_RESPONSE_NAME = "DEFAULT_ERROR"
 
-    def _register_responses(self) -> None:
-        """Document every error response as ``application/problem+json``, which is what is sent."""
-        self.DEFAULT_RESPONSE_CONTENT_TYPE = PROBLEM_JSON
-        try:
-            super()._register_responses()
-        finally:
-            del self.DEFAULT_RESPONSE_CONTENT_TYPE
 
-
-api = Api()
+api = Api(spec_kwargs={"extra_plugins": [ProblemResponses()]})
 # Per-client limits on filing and tracking complaints, in the store RATELIMIT_STORAGE_URI names: memory://
 # (one process: the development server) or a Redis/Valkey every worker shares (redis://...: the deploy).
 # Client addresses live only there, never in the database: anonymous complaints store no address.

@@ -449,6 +449,16 @@ def test_every_route_is_in_the_openapi_document(app: Flask, client: FlaskClient)
     assert routes == documented
 
 
+def test_every_error_response_is_documented_as_a_problem(client: FlaskClient) -> None:
+    spec = client.get("/api/v1/openapi.json").json
+    responses = spec["components"]["responses"]
+    assert {"DEFAULT_ERROR", "UNPROCESSABLE_ENTITY"} <= responses.keys()
+    for name, response in responses.items():
+        (media_type,) = response["content"]
+        assert media_type == "application/problem+json", name
+        assert response["content"][media_type]["schema"] == {"$ref": "#/components/schemas/Problem"}, name
+
+
 def test_the_browsable_docs_load_nothing_from_outside(client: FlaskClient) -> None:
     page = client.get("/api/v1/docs/")
     assert page.status_code == 200
