@@ -275,8 +275,8 @@ class PointsMove(_Strict):
     amount = _amount()
     reason = _text(500)
     evidence = fields.List(_pattern(SHA256_HEX, "a SHA-256 in lowercase hex"), validate=validate.Length(max=20))
-    # The day of the deed when it is older than the entry (a spreadsheet of last year's points). Shown
-    # beside the entry; every public figure counts the entry's own time, which its author cannot choose.
+    # The day of the deed when it is older than the entry (a spreadsheet of last year's points), kept in the
+    # signed entry; every public figure counts the entry's own time, which its author cannot choose.
     occurred_on = _pattern(DATE, "a date YYYY-MM-DD", required=False)
 
     @validates_schema

@@ -471,7 +471,7 @@ def handler_step(store: Store, slug: str, member: Member, signed: Entry, *, text
     if signed.kind != "complaint.step":
         raise ComplaintError(f"must be a complaint.step entry, not {signed.kind}", field="entry.entry.kind")
     try:
-        store.check_dated_now(signed, now)
+        store.check_dated_now([signed], now)
     except EntryError as exc:
         raise ComplaintError(str(exc), field="entry.entry.time") from exc
     owner = store.state(slug).keys.get(signed.author)

@@ -45,10 +45,10 @@ import struct
 import sys
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 from PIL import ExifTags, Image
 
@@ -104,6 +104,20 @@ class CleanImage:
     sha256: str
     width: int
     height: int
+
+
+class Upload(Protocol):
+    """An uploaded file as a web framework hands it over (werkzeug's FileStorage)."""
+
+    filename: str | None
+
+    def read(self, size: int = -1) -> bytes: ...
+
+
+def read_uploads(files: Iterable[Upload | None]) -> list[tuple[str, bytes]]:
+    """(client file name, bytes) of each uploaded file, for ``clean_images``; each is read to one byte past
+    MAX_PHOTO_BYTES, enough to refuse a larger one as such without reading it all. Empty fields are skipped."""
+    return [(upload.filename or "", upload.read(MAX_PHOTO_BYTES + 1)) for upload in files if upload]
 
 
 def clean_images(files: Sequence[tuple[str, bytes]], *, field: str = "photos") -> list[CleanImage]:

@@ -9,7 +9,7 @@ who complained, by design). The deductions it concerns are listed for the superv
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -33,23 +33,29 @@ def filers_since(session: Session, village_id: int, since: str) -> dict[str, str
     return filers
 
 
-def require_supervisor_for_filers(session: Session, village_id: int, state: State, entries: Iterable[Entry]) -> None:
-    """Raise NotAuthorised (field ``entry.cosigner``) for a deduction, not co-signed by a supervisor, from a
-    household that filed within PROTECTED_DAYS before it. Rules 1 logs are not concerned."""
-    if state.rules_version < 2:
+def exposed(state: State, entry: Entry) -> bool:
+    """Whether ``entry``, just applied to ``state``, is a deduction this rule concerns: rules 2, and not
+    co-signed by a supervisor."""
+    return state.rules_version >= 2 and entry.kind == "points.deduct" and not _supervisor_cosigned(state, entry)
+
+
+def require_supervisor_for_filers(session: Session, village_id: int, deductions: Sequence[tuple[int, Entry]]) -> None:
+    """Raise NotAuthorised (field ``entry.cosigner``, ``position`` the entry's place in its batch) for the first
+    of the ``exposed`` (position, deduction) pairs whose household filed within PROTECTED_DAYS before it. One
+    query for the whole batch."""
+    if not deductions:
         return
-    exposed = [e for e in entries if e.kind == "points.deduct" and not _supervisor_cosigned(state, e)]
-    if not exposed:
-        return
-    since = format_time(min(entry_time(e) for e in exposed) - timedelta(days=PROTECTED_DAYS))
+    since = format_time(min(entry_time(entry) for _, entry in deductions) - timedelta(days=PROTECTED_DAYS))
     filers = filers_since(session, village_id, since)
-    for entry in exposed:
+    for position, entry in deductions:
         filed = filers.get(entry.body["household"])
         if filed is not None and entry_time(entry) - timedelta(days=PROTECTED_DAYS) <= parse_time(filed):
-            raise NotAuthorised(
+            error = NotAuthorised(
                 f"rule 2 (protection): a deduction from household {entry.body['household']} needs a supervisor's "
                 "cosignature at present (the supervision committee reviews deductions from households under its "
                 "protection)", field="entry.cosigner")
+            error.position = position
+            raise error
 
 
 def _supervisor_cosigned(state: State, entry: Entry) -> bool:

@@ -41,7 +41,6 @@ from ledger.entries import (
     Entry,
     check_signatures,
     decode_leaf,
-    entry_time,
     format_time,
     household_commitment,
     leaf_body,
@@ -369,9 +368,8 @@ class Store:
             raise EntryError("a batch needs at least one entry", field="entries")
         # (1)
         seen: set[str] = set()
-        now = self.clock()
+        self.check_dated_now(entries)
         for position, entry in enumerate(entries):
-            _at(position, self.check_dated_now, entry, now)
             _at(position, check_signatures, entry)
             if entry.id in seen:
                 raise _positioned(Replay(f"entry {entry.id} appears twice in the batch", field="entry.id"), position)
@@ -387,15 +385,18 @@ class Store:
         assert request.result is not None
         return request.result
 
-    def check_dated_now(self, entry: Entry, now: datetime | None = None) -> None:
-        """An entry is dated when it is signed: within ``clock_skew`` of the server's clock (``now``, by
-        default read from it). Raises RuleViolation naming ``entry.time``."""
+    def check_dated_now(self, entries: Sequence[Entry], now: datetime | None = None) -> None:
+        """Every entry is dated when it is signed: within ``clock_skew`` of the server's clock (``now``, by
+        default read from it once). Raises RuleViolation naming ``entry.time`` and the entry's position."""
         now = now or self.clock()
-        if abs(entry_time(entry) - now) > self.clock_skew:
-            raise RuleViolation(
-                f"rule 2 (time): entry time {entry.time} is more than {self.clock_skew.total_seconds() / 60:g} minutes "
-                f"from the server's clock ({format_time(now)}); an entry is dated when it is signed (an older "
-                "event's date goes in the body, e.g. occurred_on)", field="entry.time")
+        # Entry times are one fixed-width format, so text order is time order: no parse per entry.
+        earliest, latest = format_time(now - self.clock_skew), format_time(now + self.clock_skew)
+        for position, entry in enumerate(entries):
+            if not earliest <= entry.time <= latest:
+                raise _positioned(RuleViolation(
+                    f"rule 2 (time): entry time {entry.time} is more than {self.clock_skew.total_seconds() / 60:g} "
+                    f"minutes from the server's clock ({format_time(now)}); an entry is dated when it is signed (an "
+                    "older event's date goes in the body, e.g. occurred_on)", field="entry.time"), position)
 
     @contextmanager
     def clocked(self, clock: Clock) -> Iterator[None]:
@@ -458,9 +459,12 @@ class Store:
                         state.index.absent = frozenset(ids) - stored.keys()  # (3) showed these are not stored
                     trial = state.copy()
                     changed = Changes()
+                    deductions = []  # those the protection of complainants concerns
                     for position, entry in enumerate(request.entries):
                         changed.update(_at(position, apply, trial, entry))
-                        _at(position, protection.require_supervisor_for_filers, session, village.id, trial, [entry])
+                        if protection.exposed(trial, entry):
+                            deductions.append((position, entry))
+                    protection.require_supervisor_for_filers(session, village.id, deductions)
                 except LedgerError as exc:
                     outcomes.append(exc)
                     continue

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ci import missing_tool
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from keyfiles import wrong_passphrase_that_unpads
@@ -331,7 +332,7 @@ ACCEPTED = {3}  # the signature rule's row: small-order or non-canonical A or R,
 def test_the_copied_speccheck_cases_are_the_published_ones() -> None:
     published = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "ed25519-speccheck" / "cases.json"
     if not published.exists():
-        pytest.skip("../shared is not beside this clone")
+        missing_tool("check of the copied speccheck cases", "../shared is not beside this clone")
     assert (SPECCHECK / "cases.json").read_bytes() == published.read_bytes()
 
 

@@ -19,7 +19,7 @@ from api.schemas import FileComplaint, VillagerAnswer, VillagerRating
 from ledger.canonical import b64encode
 from ledger.errors import LedgerError
 from storage import NotFound, complaints, reads
-from storage.images import MAX_PHOTO_BYTES, ImageRejected
+from storage.images import ImageRejected, read_uploads
 
 bp = Blueprint("complaints_web", __name__, template_folder="templates")
 
@@ -80,9 +80,8 @@ def complain(village: str) -> Any:
         raw["anonymous"] = "true"
     try:
         form = FileComplaint().load({k: v for k, v in raw.items() if k != "household"})
-        uploads = [(f.filename or "", f.read(MAX_PHOTO_BYTES + 1)) for f in request.files.getlist("photos") if f]
         filed = complaints.file_from_the_door(
-            store(), village, category=form["category"], text=form["text"], photos=uploads,
+            store(), village, category=form["category"], text=form["text"], photos=read_uploads(request.files.getlist("photos")),
             anonymous=form.get("anonymous", False), plate=form.get("plate"), appeal_of=form.get("appeal_of"), now=now())
     except ValidationError as exc:
         return _form_again(village, state, raw, list(exc.messages))

@@ -16,7 +16,7 @@ from ledger.entries import parse_entry
 from ledger.errors import EncodingError, EntryError
 from ledger.state import Case
 from storage import complaints
-from storage.images import MAX_PHOTO_BYTES, ImageRejected
+from storage.images import ImageRejected, read_uploads
 
 from ..auth import Caller, current_caller, require_caller
 from ..extensions import Blueprint, filing_limit, now, store, tracking_limit
@@ -60,10 +60,9 @@ def file_from_request(village: str, form: dict[str, Any], caller: Caller | None)
     if form.get("household") and caller is None:
         raise Problem(401, "unauthorised", "Authentication required", "only a member may file for a household",
                       errors=[{"field": "household", "problem": "needs a member token (assisted filing)"}])
-    uploads = [(f.filename or "", f.read(MAX_PHOTO_BYTES + 1)) for f in form.get("photos", []) if f]
     try:
         return complaints.file_from_the_door(
-            store(), village, category=form["category"], text=form["text"], photos=uploads,
+            store(), village, category=form["category"], text=form["text"], photos=read_uploads(form.get("photos", [])),
             anonymous=form.get("anonymous", False), plate=form.get("plate"), household=form.get("household"),
             assisted_by=caller.member if caller and form.get("household") else None, appeal_of=form.get("appeal_of"),
             now=now(),
