@@ -1,4 +1,4 @@
-"""gunicorn's settings for villageledger, read from the working directory by ``gunicorn 'api:create_app()'``
+"""gunicorn's settings for villageledger, read from the working directory by ``gunicorn 'api.app:create_app()'``
 (and by the benchmarks, so they measure what is deployed).
 
 One worker process per core: the GIL makes a process the unit of parallelism. Threads in each: appends

@@ -1,72 +1,7 @@
-"""The villageledger JSON API (Flask). ``flask --app api run`` for development; in production
-``gunicorn 'api:create_app()'``.
+"""The villageledger service: the app factory (``api.app.create_app``), the helpers the JSON API and the pages
+share (``api.extensions``: the store, the clock, the limits), the JSON API itself (``api.views`` with its
+``api.schemas``) and what guards every response (``guards``, ``problems``, ``admission``).
 
-Configuration, later sources winning: defaults; ``config.py`` in the instance folder; environment
-variables prefixed ``VILLAGELEDGER_`` (``VILLAGELEDGER_DATABASE_URL``, ``VILLAGELEDGER_SECRET_KEY``,
-``VILLAGELEDGER_LOG_KEY_PASSPHRASE``...); the ``config`` mapping given to ``create_app``.
+Imports run one way: ``api.app`` imports the parts; ``web`` and ``api.views`` import ``api.extensions`` and never
+each other; nothing below ``api`` (``storage``, ``ledger``, ``keys``) imports Flask.
 """
-
-from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
-
-from flask import Flask
-from flask_swagger_ui import get_swaggerui_blueprint
-
-import web
-from storage.db import database_url, instance_path, instance_secret
-from storage.nodes import NODE_CACHE_BYTES
-from storage.store import CLOCK_SKEW
-
-from . import admission, extensions, guards, problems
-from .views import auth as auth_views  # not `auth`: that name is api.auth, the login logic
-from .views import check, complaints, console, entries, households, log, plates, public, registry
-
-API_PREFIX = "/api/v1"
-BLUEPRINTS = (log.blp, entries.blp, households.blp, public.blp, auth_views.blp, check.blp, plates.blp, complaints.blp, console.blp, registry.blp)
-
-
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """The app factory: configuration, extensions, blueprints and error handlers; nothing else."""
-    app = Flask(__name__, instance_path=str(instance_path()), instance_relative_config=True)
-    app.config.from_mapping(
-        API_TITLE="villageledger",
-        API_VERSION="1",
-        OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX=API_PREFIX,
-        OPENAPI_JSON_PATH="openapi.json",
-        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
-        JSON_SORT_KEYS=False,
-        READ_CONCURRENCY=2,  # reads running at once in a process: see api.admission
-        NODE_CACHE_MB=NODE_CACHE_BYTES >> 20,  # tree node hashes kept per process: see storage.nodes (0: none)
-        CLOCK_SKEW_SECONDS=int(CLOCK_SKEW.total_seconds()),  # how far an entry's time may be from the server's clock
-        RATELIMIT_STORAGE_URI="memory://",  # the limits' shared store: redis://127.0.0.1:6379 with several workers
-        API_SPEC_OPTIONS={
-            "info": {"description": "A signed, append-only, verifiable ledger of village points and public affairs."},
-            "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
-        },
-    )
-    app.config.from_pyfile("config.py", silent=True)
-    app.config.from_prefixed_env("VILLAGELEDGER")
-    if config:
-        app.config.update(config)
-    for name, default in (
-        ("DATABASE_URL", database_url),
-        ("SECRET_KEY", lambda: instance_secret("secret-key")),
-        ("LOG_KEY_PASSPHRASE", lambda: instance_secret("log-key-passphrase")),
-    ):
-        if not app.config.get(name):
-            app.config[name] = default()
-
-    extensions.init_store(app)
-    extensions.limiter.init_app(app)
-    extensions.api.init_app(app)
-    for blueprint in BLUEPRINTS:
-        extensions.api.register_blueprint(blueprint)
-    app.register_blueprint(get_swaggerui_blueprint(f"{API_PREFIX}/docs", f"{API_PREFIX}/openapi.json"), url_prefix=f"{API_PREFIX}/docs")
-    web.init_app(app)
-    guards.init_app(app)
-    problems.init_app(app)
-    admission.init_app(app)
-    return app

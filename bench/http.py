@@ -1,4 +1,4 @@
-"""HTTP (issue 3): gunicorn serving ``api:create_app()`` on 127.0.0.1, loaded by ``bench.load`` in a
+"""HTTP (issue 3): gunicorn serving ``api.app:create_app()`` on 127.0.0.1, loaded by ``bench.load`` in a
 separate process, beside a bare Flask route under the same gunicorn settings and the same load tool.
 
 gunicorn runs with the repository's ``gunicorn.conf.py``, as deployed: a worker process per core, 16
@@ -214,7 +214,7 @@ def http_figures(
     )
     plates_work = _plates_file(work / "plates.jsonl", built)
     with gunicorn(
-        "api:create_app()",
+        "api.app:create_app()",
         _api_env(built, work),
         work / f"gunicorn-{tag}.log",
         f"/api/v1/villages/{SLUG}/log/checkpoint",

@@ -2,13 +2,13 @@
 
 This package is the only place outside ``cryptography`` itself that imports ``cryptography.hazmat``;
 everything else signs with ``SigningKey.sign`` and checks with ``verify_signature`` or
-``NoteVerifier.verify``, which raise ``ledger.errors.SignatureError`` and never return a bool.
+``NoteVerifier.verify``, which raise ``keys.errors.SignatureError`` and never return a bool. It imports nothing of ``ledger``: the
+root of the one error hierarchy (``errors``) and strict base64 (``encoding``) live here, and ``ledger`` builds on them.
 """
 
 from __future__ import annotations
 
 from ._ed25519 import (
-    KeyFileError,
     SigningKey,
     load_private_key,
     require_member_key,
@@ -22,6 +22,7 @@ from ._note_keys import (
     parse_verifier_key,
     verifier_key,
 )
+from .errors import KeyFileError
 
 __all__ = [
     "KeyFileError",

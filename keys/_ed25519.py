@@ -20,15 +20,11 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from ledger.errors import LedgerError, SignatureError
+from .errors import KeyFileError, SignatureError
 
 PUBLIC_KEY_SIZE = 32  # RFC 8032 section 5.1.5: an Ed25519 public key is 32 bytes.
 SIGNATURE_SIZE = 64  # RFC 8032 section 5.1.6: an Ed25519 signature is 64 bytes.
 KEY_FILE_MODE = 0o600
-
-
-class KeyFileError(LedgerError):
-    """A private key file (or PEM text) that cannot be read, decrypted, or is not an Ed25519 key."""
 
 
 class SigningKey:

@@ -15,10 +15,9 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from ledger.canonical import b64decode, b64encode
-from ledger.errors import EncodingError
-
 from ._ed25519 import PUBLIC_KEY_SIZE, verify_signature
+from .encoding import b64decode, b64encode
+from .errors import EncodingError
 
 ALG_ED25519 = 0x01  # signed-note signature type identifier byte for Ed25519.
 KEY_ID_SIZE = 4

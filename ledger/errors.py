@@ -6,21 +6,17 @@ Every failure the library reports is a ``LedgerError``. Verification never retur
 
 from __future__ import annotations
 
+# The root and the errors keys raise are defined in keys (the bottom layer, which imports nothing of ledger).
+from keys.errors import EncodingError, KeyFileError, LedgerError, SignatureError
 
-class LedgerError(Exception):
-    """Base of every error the ledger raises."""
-
-
-class EncodingError(LedgerError):
-    """Bytes that are not what the format requires (bad JSON, non-canonical, bad base64, bad note)."""
+__all__ = [
+    "BadSignature", "CheckpointError", "EncodingError", "EntryError", "KeyFileError", "LedgerError", "MalformedEntry",
+    "NotAuthorised", "ProofError", "Replay", "RuleViolation", "SignatureError", "VerificationError",
+]
 
 
 class ProofError(LedgerError):
     """A Merkle inclusion or consistency proof that does not verify, or a request for an impossible one."""
-
-
-class SignatureError(LedgerError):
-    """A signature that does not verify under the key it names."""
 
 
 class CheckpointError(LedgerError):

@@ -52,7 +52,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from werkzeug.serving import make_server
 
-from api import create_app
+from api.app import create_app
 from ledger.canonical import b64encode
 from storage import Store, complaints, make_engine
 from storage.migrate import upgrade
@@ -266,7 +266,7 @@ def serve(
     def make(workers: int = 2, *, wrapper: Sequence[str] = (), options: Sequence[str] = ()) -> Server:
         port = free_port()
         command = [*wrapper, str(BIN / "gunicorn"), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-                   *no_control_socket(), *options, "api:create_app()"]
+                   *no_control_socket(), *options, "api.app:create_app()"]
         servers.append(Server(command, environment=server_environment, port=port, slug=village.slug,
                               log=tmp_path / f"server-{len(servers)}.log", before_start=village.store.engine.dispose))
         return servers[-1]

@@ -1,4 +1,4 @@
-"""Real servers for the tests: gunicorn (``api:create_app()``) on 127.0.0.1 in a process group of its own,
+"""Real servers for the tests: gunicorn (``api.app:create_app()``) on 127.0.0.1 in a process group of its own,
 restartable on the same port (``Server``; the ``serve`` fixture in conftest.py makes them for the test
 village), and a Redis server for the limits the workers share (``TemporaryRedis``)."""
 

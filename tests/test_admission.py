@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from werkzeug.test import Client
 
-from api import create_app
 from api.admission import Places, ReadAdmission
+from api.app import create_app
 
 SETTLE = 0.1  # seconds in which a thread that could still get in would have
 

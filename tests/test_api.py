@@ -18,7 +18,7 @@ from kit import EVIDENCE, Kit, StoredVillage
 from tamper import behind_the_triggers, flip_one_byte
 
 import keys
-from api import create_app
+from api.app import create_app
 from ledger import merkle
 from ledger.canonical import b64decode, b64encode
 from ledger.note import open_checkpoint, verify_tlog_proof

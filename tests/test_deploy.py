@@ -16,7 +16,7 @@ from flask import Flask
 from kit import StoredVillage
 from statements import recorded_statements, tree_node_reads
 
-from api import create_app
+from api.app import create_app
 
 SETTINGS = Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
 

@@ -11,7 +11,7 @@ On every backend, through every fault:
 - a client that re-posts what it was not told about ends with each entry in the log exactly once
   (re-posting is idempotent), and once the fault clears the next append succeeds.
 
-The servers are real: gunicorn (``api:create_app()``) on 127.0.0.1, configured by environment variables,
+The servers are real: gunicorn (``api.app:create_app()``) on 127.0.0.1, configured by environment variables,
 in a process group of its own so that SIGKILL takes the arbiter and every worker at the same instant.
 The clients are ``cli.client.LedgerClient``s, which check every answer (the checkpoint's signature and
 each entry's inclusion proof). Before a server starts, the test closes its own connections: as in
