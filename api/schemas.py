@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ledger.entries import ID, KINDS, LEDGERS, TIME
 from ledger.entries import SignatureSchema as LedgerSignature
+from ledger.formats import ID, TIME
+from ledger.kinds import KIND_NAMES, LEDGERS
 
 B64_HASH = {"description": "base64 SHA-256 hash (32 bytes)"}
 MAX_SIZE = 2**31 - 1  # entries a village log can hold (the index column is a 32-bit integer)
@@ -83,7 +84,7 @@ class PostResult(Schema):
 
 class EntryQuery(Schema):
     household = fields.String(validate=validate.Regexp(ID))
-    kind = fields.String(validate=validate.OneOf(KINDS))
+    kind = fields.String(validate=validate.OneOf(KIND_NAMES))
     ledger = fields.String(validate=validate.OneOf(LEDGERS))
     since = fields.String(validate=validate.Regexp(TIME), metadata={"description": "inclusive, YYYY-MM-DDTHH:MM:SSZ"})
     until = fields.String(validate=validate.Regexp(TIME), metadata={"description": "exclusive, YYYY-MM-DDTHH:MM:SSZ"})

@@ -18,13 +18,12 @@ Invariants:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
@@ -39,457 +38,54 @@ from .canonical import (
     parse_json,
     parse_json_for_canonical_check,
 )
-from .compiled import Check, StrictBoolean, compile_schema
+from .compiled import compile_schema
 from .errors import EncodingError, LedgerError, MalformedEntry
+from .formats import (
+    ENTRY_ID,
+    TIME,
+    CanonicalBase64,
+    Strict,
+    choice_field,
+    key_field,
+    pattern_field,
+    require_valid_date,
+)
+from .kinds import KIND_NAMES, KINDS
 from .signatures import check_signatures_of
 
 SCHEMA_VERSION = 1
 SIGNING_DOMAIN = b"villageledger/entry/v1\n"
-MAX_AMOUNT = 1_000_000
 MAX_ENTRY_BYTES = 64 * 1024
 
-LEDGERS = ("morality", "credit")
-ROLES = ("committee", "grid_worker", "supervisor", "township", "auditor", "intake")
-# The rules a log is written under, named by its genesis: 1 (no ``rules`` field, logs written before
-# 2026-12) gives the committee every power; 2 names the township as the village's outside authority and
-# adds the checks and balances of ``ledger.state`` (docs/data-model.md, "Rules of a log").
-CURRENT_RULES = 2
-AFFAIR_CATEGORIES = ("finance", "project", "decision")
-COMPLAINT_ROUTES = ("supervision", "jury", "committee", "grid")
-COMPLAINT_STEPS = ("accept", "assign", "start", "reply", "close", "answer", "rate", "escalate")
-RATINGS = ("satisfied", "basically_satisfied", "unsatisfied")
-ESCALATION_REASONS = ("response_overdue", "resolution_overdue")
-
-# Patterns are matched from the start and must end with \Z: "$" would accept a trailing newline.
-ID = r"^[a-z0-9][a-z0-9_-]{0,63}\Z"
-ENTRY_ID = r"^[0-9a-f]{32}\Z"
-SHA256_HEX = r"^[0-9a-f]{64}\Z"
-RULE_CODE = r"^[A-Z0-9][A-Z0-9-]{0,31}\Z"
-TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z\Z"
-DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z"
-SAFE_FILENAME = r"^(?!\.)[^/\\\x00-\x1f\x7f-\x9f]{1,128}\Z"
-
-
-# --- field helpers -------------------------------------------------------------------------------
-
-
-def _text(max_length: int, *, required: bool = True) -> fields.String:
-    """Printable text, no control characters, not blank: what people write (``free_texts`` finds it)."""
-    return fields.String(
-        required=required,
-        metadata={"free_text": True},
-        validate=[
-            validate.Length(min=1, max=max_length),
-            validate.Regexp(r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*\Z", error="must not contain control characters"),
-            validate.Regexp(r"(?s).*\S", error="must not be blank"),
-        ],
-    )
-
-
-def _pattern(regex: str, what: str, *, required: bool = True) -> fields.String:
-    return fields.String(required=required, validate=validate.Regexp(regex, error=f"must be {what}"))
-
-
-def _ident(*, required: bool = True) -> fields.String:
-    return _pattern(ID, "an id of lowercase letters, digits, '-' or '_' (at most 64)", required=required)
-
-
-def _amount(*, required: bool = True) -> fields.Integer:
-    return fields.Integer(strict=True, required=required, validate=validate.Range(1, MAX_AMOUNT))
-
-
-class CanonicalBase64(Check):
-    """The canonical base64 (``b64encode`` of the bytes) of exactly ``length`` bytes."""
-
-    def __init__(self, length: int, what: str) -> None:
-        self.length, self.error = length, f"must be {what}"
-
-    def accepts(self, value: Any) -> bool:
-        try:
-            b64decode(value, length=self.length)
-        except EncodingError:
-            return False
-        return True
-
-
-def _public_key(*, required: bool = True) -> fields.String:
-    return fields.String(required=required, validate=CanonicalBase64(32, "a canonical base64 Ed25519 public key (32 bytes)"))
-
-
-def _bool(*, required: bool = True) -> fields.Boolean:
-    return StrictBoolean(required=required)
-
-
-def _one_of(choices: tuple[str, ...], *, required: bool = True) -> fields.String:
-    return fields.String(required=required, validate=validate.OneOf(choices))
-
-
-class _Strict(Schema):
-    """Unknown fields are errors: a field the schema does not know is a field the verifier ignores."""
-
-
-# --- bodies of each kind -------------------------------------------------------------------------
-
-
-class Authority(_Strict):
-    """The township (乡镇) as the village's outside authority: a member with the ``township`` role whose
-    key co-signs the genesis, so no village is founded without it."""
-
-    member = _ident()
-    name = _text(32)
-    key = _public_key()
-
-
-class VillageGenesis(_Strict):
-    name = _text(64)
-    name_en = _text(64, required=False)
-    township = _text(64)
-    county = _text(64)
-    origin = _pattern(r"^[\x21-\x7e]{1,200}\Z", "a checkpoint origin line (printable ASCII, no spaces)")
-    green_card_threshold = _amount()
-    founder = _ident()
-    founder_name = _text(32)
-    rules = fields.Integer(strict=True, validate=validate.Range(2, CURRENT_RULES))  # absent: rules 1
-    authority = fields.Nested(Authority)
-
-    @validates_schema
-    def _authority_iff_rules_2(self, data: dict[str, Any], **_: Any) -> None:
-        if "rules" in data and "authority" not in data:
-            raise ValidationError("is required under rules 2: the township co-founds the village", "authority")
-        if "authority" in data and "rules" not in data:
-            raise ValidationError("is only for rules 2", "authority")
-        if data.get("authority", {}).get("member") == data.get("founder"):
-            raise ValidationError("must be another member than the founder", "authority")
-
-
-class MemberAdd(_Strict):
-    member = _ident()
-    name = _text(32)
-    roles = fields.List(_one_of(ROLES), required=True, validate=validate.Length(min=1, max=len(ROLES)))
-    grid = _ident(required=False)
-    household = _ident(required=False)
-    key = _public_key()
-
-    @validates_schema
-    def _grid_for_grid_workers(self, data: dict[str, Any], **_: Any) -> None:
-        _require_grid_iff_grid_worker(data)
-
-
-class MemberRole(_Strict):
-    member = _ident()
-    roles = fields.List(_one_of(ROLES), required=True, validate=validate.Length(max=len(ROLES)))
-    grid = _ident(required=False)
-
-    @validates_schema
-    def _grid_for_grid_workers(self, data: dict[str, Any], **_: Any) -> None:
-        _require_grid_iff_grid_worker(data)
-
-
-def _require_grid_iff_grid_worker(data: Mapping[str, Any]) -> None:
-    roles = data.get("roles", [])
-    if len(set(roles)) != len(roles):
-        raise ValidationError("must not repeat a role", "roles")
-    if "grid_worker" in roles and "grid" not in data:
-        raise ValidationError("is required for a grid worker", "grid")
-    if "grid_worker" not in roles and "grid" in data:
-        raise ValidationError("is only for grid workers", "grid")
-
-
-class KeyAdd(_Strict):
-    member = _ident()
-    key = _public_key()
-
-
-class KeyRevoke(_Strict):
-    key = _public_key()
-    reason = _text(200)
-
-
-class GridDefine(_Strict):
-    grid = _ident()
-    name = _text(64)
-    name_en = _text(64, required=False)
-
-
-class HouseholdPublic(_Strict):
-    """The only household fields that may ever be public. Personal data (names of members, ID numbers,
-    phones, exact addresses) is never here: it lives in the erasable table, committed to by ``commitment``."""
-
-    label = _text(32, required=False)
-    group = _text(32, required=False)
-    lead_household = _bool(required=False)
-
-
-class HouseholdRegister(_Strict):
-    household = _ident()
-    grid = _ident()
-    number = _text(32)
-    public = fields.Nested(HouseholdPublic, required=True)
-    commitment = _pattern(SHA256_HEX, "a SHA-256 commitment in lowercase hex")
-
-
-class HouseholdUpdate(_Strict):
-    household = _ident()
-    grid = _ident(required=False)
-    number = _text(32, required=False)
-    public = fields.Nested(HouseholdPublic, required=False)
-    commitment = _pattern(SHA256_HEX, "a SHA-256 commitment in lowercase hex", required=False)
-
-    @validates_schema
-    def _changes_something(self, data: dict[str, Any], **_: Any) -> None:
-        if data.keys() <= {"household"}:
-            raise ValidationError("must change at least one of grid, number, public, commitment", "household")
-
-
-class RulePublish(_Strict):
-    rule = _pattern(RULE_CODE, "a rule code of capitals, digits and '-' (at most 32)")
-    title_zh = _text(64)
-    title_en = _text(96)
-    ledger = _one_of(LEDGERS)
-    direction = _one_of(("award", "deduct"))
-    amount = _amount(required=False)
-    min = _amount(required=False)
-    max = _amount(required=False)
-    evidence_required = _bool()
-    description = _text(1000, required=False)
-
-    @validates_schema
-    def _fixed_or_bounded(self, data: dict[str, Any], **_: Any) -> None:
-        bounds = ("min" in data, "max" in data)
-        if "amount" in data and any(bounds):
-            raise ValidationError("give either a fixed amount or min and max, not both", "amount")
-        if "amount" not in data and not all(bounds):
-            raise ValidationError("is required unless both min and max are given", "amount")
-        if all(bounds) and data["min"] > data["max"]:
-            raise ValidationError(f"must not exceed max ({data['max']})", "min")
-
-
-class RuleRetire(_Strict):
-    rule = _pattern(RULE_CODE, "a rule code")
-    reason = _text(200)
-
-
-class PointsMove(_Strict):
-    household = _ident()
-    rule = _pattern(RULE_CODE, "a rule code")
-    amount = _amount()
-    reason = _text(500)
-    evidence = fields.List(_pattern(SHA256_HEX, "a SHA-256 in lowercase hex"), validate=validate.Length(max=20))
-    # The day of the deed when it is older than the entry (a spreadsheet of last year's points), kept in the
-    # signed entry; every public figure counts the entry's own time, which its author cannot choose.
-    occurred_on = _pattern(DATE, "a date YYYY-MM-DD", required=False)
-
-    @validates_schema
-    def _occurred_on_is_a_day(self, data: dict[str, Any], **_: Any) -> None:
-        _require_valid_date(data.get("occurred_on"), "occurred_on")
-
-
-class PointsRedeem(_Strict):
-    household = _ident()
-    amount = _amount()
-    item = _text(64)
-    quantity = fields.Integer(strict=True, required=True, validate=validate.Range(1, 1000))
-
-
-class PointsReverse(_Strict):
-    entry = _pattern(ENTRY_ID, "an entry id (32 lowercase hex)")
-    reason = _text(500)
-    case = _pattern(ENTRY_ID, "a complaint receipt id (32 lowercase hex)", required=False)
-
-
-class Attachment(_Strict):
-    name = _pattern(SAFE_FILENAME, "a file name without path separators or leading dot")
-    sha256 = _pattern(SHA256_HEX, "a SHA-256 in lowercase hex")
-    media_type = _pattern(r"^[a-z]+/[a-z0-9.+-]{1,64}\Z", "a media type such as image/jpeg")
-    size = fields.Integer(strict=True, required=True, validate=validate.Range(0, 50 * 1024 * 1024))
-
-
-class Finance(_Strict):
-    direction = _one_of(("income", "expense"))
-    amount_fen = fields.Integer(strict=True, required=True, validate=validate.Range(0, 10**13))
-    counterparty = _text(64, required=False)
-
-
-class Project(_Strict):
-    budget_fen = fields.Integer(strict=True, required=True, validate=validate.Range(0, 10**13))
-    contractor = _text(64)
-    progress = fields.Integer(strict=True, required=True, validate=validate.Range(0, 100))
-    status = _one_of(("planned", "ongoing", "done"))
-
-
-class Decision(_Strict):
-    meeting = _text(64)
-    outcome = _text(500)
-    votes_for = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
-    votes_against = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
-    votes_abstain = fields.Integer(strict=True, validate=validate.Range(0, 100_000))
-
-
-class AffairPublish(_Strict):
-    affair = _ident()
-    category = _one_of(AFFAIR_CATEGORIES)
-    title = _text(100)
-    text = _text(5000)
-    date = _pattern(DATE, "a date YYYY-MM-DD")
-    finance = fields.Nested(Finance)
-    project = fields.Nested(Project)
-    decision = fields.Nested(Decision)
-    attachments = fields.List(fields.Nested(Attachment), validate=validate.Length(max=20))
-
-    @validates_schema
-    def _details_match_category(self, data: dict[str, Any], **_: Any) -> None:
-        for category in AFFAIR_CATEGORIES:
-            if category == data.get("category") and category not in data:
-                raise ValidationError(f"is required for a {category} record", category)
-            if category != data.get("category") and category in data:
-                raise ValidationError(f"is only for a {category} record", category)
-        _require_valid_date(data.get("date"), "date")
-
-
-class ComplaintReceipt(_Strict):
-    """A complaint was filed: its id, where it was routed, and a salted commitment to its content (the
-    content itself never enters the log)."""
-
-    receipt = _pattern(ENTRY_ID, "a receipt id (32 lowercase hex)")
-    commitment = _pattern(SHA256_HEX, "a SHA-256 commitment in lowercase hex")
-    route = _one_of(COMPLAINT_ROUTES)
-    grid = _ident(required=False)
-
-    @validates_schema
-    def _grid_iff_grid_route(self, data: dict[str, Any], **_: Any) -> None:
-        if data.get("route") == "grid" and "grid" not in data:
-            raise ValidationError("is required when the route is grid", "grid")
-        if data.get("route") != "grid" and "grid" in data:
-            raise ValidationError("is only for the grid route", "grid")
-
-
-class ComplaintStep(_Strict):
-    """One step of a complaint's handling. Content (a reply, a villager's answer) is committed, never
-    shown: ``commitment`` is SHA-256 over a salted record kept off the log."""
-
-    receipt = _pattern(ENTRY_ID, "a receipt id (32 lowercase hex)")
-    step = _one_of(COMPLAINT_STEPS)
-    commitment = _pattern(SHA256_HEX, "a SHA-256 commitment in lowercase hex", required=False)
-    assignee = _ident(required=False)
-    rating = _one_of(RATINGS, required=False)
-    resolved = _bool(required=False)
-    reason = _one_of(ESCALATION_REASONS, required=False)
-
-    @validates_schema
-    def _fields_of_the_step(self, data: dict[str, Any], **_: Any) -> None:
-        step = data.get("step", "")
-        needs = {"assign": {"assignee"}, "reply": {"commitment"}, "answer": {"commitment"},
-                 "rate": {"rating", "resolved"}, "escalate": {"reason"}}.get(step, set())
-        allowed = needs | {"commitment"} if step in ("accept", "start", "close") else needs
-        for name in sorted(needs - data.keys()):
-            raise ValidationError(f"is required for the {step} step", name)
-        for name in sorted(data.keys() - allowed - {"receipt", "step"}):
-            raise ValidationError(f"is not part of the {step} step", name)
-
-
-BODY_SCHEMAS: dict[str, Schema] = {
-    "village.genesis": VillageGenesis(),
-    "member.add": MemberAdd(),
-    "member.role": MemberRole(),
-    "key.add": KeyAdd(),
-    "key.revoke": KeyRevoke(),
-    "grid.define": GridDefine(),
-    "household.register": HouseholdRegister(),
-    "household.update": HouseholdUpdate(),
-    "rule.publish": RulePublish(),
-    "rule.retire": RuleRetire(),
-    "points.award": PointsMove(),
-    "points.deduct": PointsMove(),
-    "points.redeem": PointsRedeem(),
-    "points.reverse": PointsReverse(),
-    "affair.publish": AffairPublish(),
-    "complaint.receipt": ComplaintReceipt(),
-    "complaint.step": ComplaintStep(),
-}
-KINDS = tuple(BODY_SCHEMAS)
-
-
-def _free_text_paths(schema: Schema) -> list[tuple[str, ...]]:
-    """The paths of the free-text fields of ``schema``; "*" stands for every item of a list."""
-    paths: list[tuple[str, ...]] = []
-    for name, declared in schema.fields.items():
-        if isinstance(declared, fields.Nested):
-            paths += [(name, *rest) for rest in _free_text_paths(declared.schema)]
-        elif isinstance(declared, fields.List) and isinstance(declared.inner, fields.Nested):
-            paths += [(name, "*", *rest) for rest in _free_text_paths(declared.inner.schema)]
-        elif declared.metadata.get("free_text"):
-            paths.append((name,))
-    return paths
-
-
-FREE_TEXT_PATHS: dict[str, list[tuple[str, ...]]] = {kind: _free_text_paths(schema) for kind, schema in BODY_SCHEMAS.items()}
-
-
-def free_texts(kind: str, body: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    """(field, text) of every free-text field of a ``kind`` body (already valid): what people wrote."""
-    for path in FREE_TEXT_PATHS[kind]:
-        yield from _values_at(body, path, "entry.body")
-
-
-def _values_at(value: Any, path: tuple[str, ...], where: str) -> Iterator[tuple[str, str]]:
-    if not path:
-        yield where, value
-    elif path[0] == "*":
-        for index, item in enumerate(value):
-            yield from _values_at(item, path[1:], f"{where}.{index}")
-    elif path[0] in value:
-        yield from _values_at(value[path[0]], path[1:], f"{where}.{path[0]}")
-
-
-class Envelope(_Strict):
+class Envelope(Strict):
     v = fields.Integer(strict=True, required=True, validate=validate.Equal(SCHEMA_VERSION))
-    kind = _one_of(KINDS)
-    village = _pattern(r"^[a-z0-9][a-z0-9-]{0,39}\Z", "a village slug (lowercase letters, digits, '-')")
-    id = _pattern(ENTRY_ID, "an entry id (32 lowercase hex)")
-    time = _pattern(TIME, "a UTC time YYYY-MM-DDTHH:MM:SSZ")
-    author = _public_key()
-    cosigner = _public_key(required=False)
+    kind = choice_field(KIND_NAMES)
+    village = pattern_field(r"^[a-z0-9][a-z0-9-]{0,39}\Z", "a village slug (lowercase letters, digits, '-')")
+    id = pattern_field(ENTRY_ID, "an entry id (32 lowercase hex)")
+    time = pattern_field(TIME, "a UTC time YYYY-MM-DDTHH:MM:SSZ")
+    author = key_field()
+    cosigner = key_field(required=False)
     body = fields.Dict(required=True)
 
     @validates_schema
     def _time_is_real(self, data: dict[str, Any], **_: Any) -> None:
-        _require_valid_date(data.get("time"), "time")
+        require_valid_date(data.get("time"), "time")
         if "cosigner" in data and data["cosigner"] == data.get("author"):
             raise ValidationError("must be a different key from the author", "cosigner")
 
 
-class SignatureSchema(_Strict):
-    key = _public_key()
+class SignatureSchema(Strict):
+    key = key_field()
     sig = fields.String(required=True, validate=CanonicalBase64(64, "a canonical base64 Ed25519 signature (64 bytes)"))
 
 
-class SignedEntrySchema(_Strict):
+class SignedEntrySchema(Strict):
     entry = fields.Dict(required=True)
     signatures = fields.List(fields.Nested(SignatureSchema), required=True, validate=validate.Length(1, 2))
 
 
 SIGNED_ENTRY = SignedEntrySchema()  # schemas are built once: building one costs more than a load
 ENVELOPE = Envelope()
-
-
-def _require_valid_date(value: Any, name: str) -> None:
-    """``value``, already shaped ``YYYY-MM-DD[THH:MM:SSZ]`` by its pattern, names a real date and time.
-    (The verifier runs this for every entry: days are few and cached, and a clock of two-digit fields is
-    real exactly when it is at most 23:59:59, which string comparison tells.)"""
-    if not isinstance(value, str):
-        return
-    clock = value[11:19]
-    if not _is_real_day(value[:10]) or (clock and (clock[0:2] > "23" or clock[3:5] > "59" or clock[6:8] > "59")):
-        raise ValidationError("is not a real calendar date and time", name)
-
-
-@functools.lru_cache(maxsize=4096)
-def _is_real_day(day: str) -> bool:
-    try:
-        date(int(day[0:4]), int(day[5:7]), int(day[8:10]))
-    except ValueError:
-        return False
-    return True
 
 
 # --- the entry ------------------------------------------------------------------------------------
@@ -590,7 +186,7 @@ def _load(schema: Schema, data: Any, prefix: str) -> dict[str, Any]:
 
 _LOAD_SIGNED_ENTRY = _loader(SIGNED_ENTRY)
 _LOAD_ENVELOPE = _loader(ENVELOPE)
-_LOAD_BODY = {kind: _loader(schema) for kind, schema in BODY_SCHEMAS.items()}
+_LOAD_BODY = {name: _loader(kind.body) for name, kind in KINDS.items()}
 
 
 def parse_entry(signed: Any) -> Entry:

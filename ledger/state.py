@@ -36,40 +36,13 @@ from typing import Any, NamedTuple, Protocol
 import keys
 
 from .canonical import b64decode, b64encode
-from .entries import Entry, entry_time, free_texts, parse_time
+from .entries import Entry, entry_time, parse_time
 from .errors import NotAuthorised, Replay, RuleViolation, SignatureError
+from .kinds import KINDS, SIGNING_ROLES, free_texts
 from .personal import find_personal_data
 
 ISSUER = "village"
 SUPERMARKET = "supermarket"
-POINT_KINDS = ("points.award", "points.deduct", "points.redeem", "points.reverse")
-
-# Which roles may sign which kinds under rules 1. Finer limits (own grid, own key, cosigners) are in the checks below.
-MAY_SIGN_V1: dict[str, frozenset[str]] = {
-    "member.add": frozenset({"committee"}),
-    "member.role": frozenset({"committee"}),
-    "key.add": frozenset({"committee"}),
-    "key.revoke": frozenset({"committee", "grid_worker", "supervisor", "township", "intake"}),
-    "grid.define": frozenset({"committee"}),
-    "household.register": frozenset({"committee", "grid_worker"}),
-    "household.update": frozenset({"committee", "grid_worker"}),
-    "rule.publish": frozenset({"committee"}),
-    "rule.retire": frozenset({"committee"}),
-    "points.award": frozenset({"committee", "grid_worker"}),
-    "points.deduct": frozenset({"committee", "grid_worker"}),
-    "points.redeem": frozenset({"committee", "grid_worker"}),
-    "points.reverse": frozenset({"committee", "supervisor"}),
-    "affair.publish": frozenset({"committee"}),
-    "complaint.receipt": frozenset({"intake"}),
-    "complaint.step": frozenset({"committee", "grid_worker", "supervisor", "township", "intake"}),
-}
-# Rules 2: the township signs the appointments on its side (``APPOINTS``); everything else as under rules 1.
-MAY_SIGN: dict[str, frozenset[str]] = {
-    **MAY_SIGN_V1,
-    **{kind: MAY_SIGN_V1[kind] | {"township"} for kind in ("member.add", "member.role", "key.add")},
-}
-SIGNING_ROLES = frozenset({"committee", "grid_worker", "supervisor", "township", "intake"})  # auditors sign nothing
-
 # Rules 2: the two sides of a village. The committee's side runs the village; the oversight side watches it
 # and is appointed by the township alone. No member, and no two members of one household, sit on both.
 COMMITTEE_SIDE = frozenset({"committee", "grid_worker"})
@@ -377,7 +350,7 @@ def authorise(state: State, entry: Entry) -> Member:
     # (3)
     author = _active_member(state, entry.author, "author")
     # (4)
-    acting_as = author.roles & (MAY_SIGN if checks_and_balances else MAY_SIGN_V1)[entry.kind]
+    acting_as = author.roles & KINDS[entry.kind].may_sign(state.village.rules)
     if not acting_as:
         held = ", ".join(sorted(author.roles))
         raise NotAuthorised(f"a member with role {held} may not sign {entry.kind}", field="entry.kind")
@@ -479,7 +452,7 @@ def _check_own_grid(state: State, entry: Entry, author: Member) -> None:
 
 
 def _check_cosigner_v1(state: State, entry: Entry, author: Member) -> None:
-    target = _target_household(state, entry) if entry.kind in POINT_KINDS else None
+    target = _target_household(state, entry) if KINDS[entry.kind].moves_points else None
     conflicted = target is not None and author.household == target
     if entry.cosigner is None:
         if conflicted:
@@ -502,7 +475,7 @@ def cosigner_needed(state: State, entry: Entry, author: Member) -> tuple[frozens
     """Rules 2: the roles a cosigner of ``entry`` must hold one of, and why; None if it needs none."""
     if entry.kind == "rule.publish" and entry.body["direction"] == "deduct":
         return frozenset({"supervisor"}), "rule 2 (approval): a deduction rule takes effect only when a supervisor co-signs it"
-    target = _target_household(state, entry) if entry.kind in POINT_KINDS else None
+    target = _target_household(state, entry) if KINDS[entry.kind].moves_points else None
     if target is not None and author.household == target:
         return frozenset({"committee", "supervisor"}), (
             f"rule 2 (conflict of interest): member {author.id} belongs to household {target}: points for it "
@@ -530,7 +503,7 @@ def _check_independent(state: State, entry: Entry, author: Member, cosigner: Mem
     """A cosigner is another person than the author: not the author under another id, not of the author's
     household (nor of the household the entry is about), not appointed by the author, not holding a key the
     author added (so members the author creates in the same breath cannot cosign for the author)."""
-    target = _target_household(state, entry) if entry.kind in POINT_KINDS else None
+    target = _target_household(state, entry) if KINDS[entry.kind].moves_points else None
     reason = None
     if cosigner.id == author.id:
         reason = "is the author"
@@ -1025,6 +998,9 @@ _APPLY = {
     "complaint.receipt": _complaint_receipt,
     "complaint.step": _complaint_step,
 }
+if _APPLY.keys() != KINDS.keys():  # every kind of the registry changes the state in its own way
+    raise RuntimeError(f"kinds without an applier: {sorted(KINDS.keys() - _APPLY.keys())}; "
+                       f"appliers without a kind: {sorted(_APPLY.keys() - KINDS.keys())}")
 
 
 def check_accounts_balance(state: State) -> None:

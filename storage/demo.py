@@ -27,7 +27,8 @@ from typing import Any
 
 import keys
 from ledger.canonical import b64encode
-from ledger.entries import CURRENT_RULES, Entry, make_unsigned, sign_entry, step_commitment
+from ledger.entries import Entry, make_unsigned, sign_entry, step_commitment
+from ledger.kinds import CURRENT_RULES
 from ledger.state import OVERSIGHT_SIDE
 
 from . import complaints, console

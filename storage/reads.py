@@ -29,8 +29,9 @@ from sqlalchemy import (
 from sqlmodel import Session
 
 import keys
-from ledger.entries import LEDGERS, leaf_body
+from ledger.entries import leaf_body
 from ledger.errors import LedgerError
+from ledger.kinds import LEDGERS
 from ledger.note import open_checkpoint
 from ledger.state import household_account
 

@@ -42,7 +42,6 @@ from kit import Kit, StoredVillage
 from keys import KeyFileError, SigningKey
 from ledger.canonical import b64encode, canonical_json
 from ledger.entries import (
-    KINDS,
     Entry,
     check_signatures,
     make_unsigned,
@@ -50,6 +49,7 @@ from ledger.entries import (
     sign_entry,
     signing_message,
 )
+from ledger.kinds import KIND_NAMES as KINDS
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -17,8 +17,6 @@ from kit import EVIDENCE, Kit
 
 from ledger.canonical import MAX_SAFE_INTEGER, b64encode, canonical_json, parse_canonical, parse_json
 from ledger.entries import (
-    KINDS,
-    MAX_AMOUNT,
     SIGNING_DOMAIN,
     Entry,
     check_signatures,
@@ -30,6 +28,8 @@ from ledger.entries import (
     step_commitment,
 )
 from ledger.errors import BadSignature, EncodingError, MalformedEntry
+from ledger.formats import MAX_AMOUNT
+from ledger.kinds import KIND_NAMES as KINDS
 
 Wire = dict[str, Any]
 

@@ -25,7 +25,11 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, pre
 from test_entries import valid_entry
 
 from ledger.compiled import Check, NotCompilable, StrictBoolean, compile_schema, compiled_source
-from ledger.entries import BODY_SCHEMAS, ENVELOPE, KINDS, SIGNED_ENTRY, _decode_leaf_explained, decode_leaf
+from ledger.entries import ENVELOPE, SIGNED_ENTRY, _decode_leaf_explained, decode_leaf
+from ledger.kinds import KIND_NAMES as KINDS
+from ledger.kinds import KINDS as REGISTRY
+
+BODY_SCHEMAS = {name: kind.body for name, kind in REGISTRY.items()}
 
 KIT = Kit()
 WIRES = {kind: valid_entry(KIT, kind).to_wire() for kind in KINDS}

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 from flask import Response, request
 
 from ledger.canonical import b64encode
-from ledger.entries import ID
-from ledger.state import MAY_SIGN, SIGNING_ROLES
+from ledger.formats import ID
+from ledger.kinds import KINDS, SIGNING_ROLES
 from storage import console
 
 from ..auth import Caller, require_caller
@@ -185,7 +185,7 @@ def redeem(body: dict[str, Any], village: str) -> dict[str, Any]:
     """Redeem points for an item: the member's own signed ``points.redeem`` (item = the item's name,
     amount = price x quantity) is appended and the stock lowered in one transaction, or nothing happens.
     The ledger checks the household's balance and the grid worker's grid."""
-    caller = _member_with(village, MAY_SIGN["points.redeem"], "redemptions are posted by the committee and grid workers")
+    caller = _member_with(village, KINDS["points.redeem"].signers, "redemptions are posted by the committee and grid workers")
     done = console.redeem(store(), village, member=caller.member, item=body["item"], signed=body["entry"])
     appended = done.appended
     proof = store().inclusion_proof(village, appended.index, appended.tree_size)
@@ -214,7 +214,7 @@ def preview_import(form: dict[str, Any], village: str) -> dict[str, Any]:
     the entries the caller would sign for it; nothing is written. The browser signs one entry per valid
     row and posts them as one batch."""
     caller = _member_with(village, SIGNING_ROLES, "imports are for members who sign entries")
-    if not caller.roles & MAY_SIGN[form["kind"]]:
+    if not caller.roles & KINDS[form["kind"]].signers:
         raise Problem(403, "forbidden", "Forbidden", f"your roles ({', '.join(sorted(caller.roles))}) may not sign {form['kind']}",
                       errors=[{"field": "kind", "problem": f"you may not sign {form['kind']}"}])
     raw = form["file"].read(console.MAX_IMPORT_BYTES + 1)

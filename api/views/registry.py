@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
-from ledger.entries import ID
+from ledger.formats import ID
 from storage import NotFound, console, reads
 
 from ..auth import Caller, require_caller
