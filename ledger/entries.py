@@ -52,10 +52,11 @@ from .formats import (
 )
 from .kinds import KIND_NAMES, KINDS
 from .signatures import check_signatures_of
+from .tiles import MAX_BUNDLED_LEAF
 
 SCHEMA_VERSION = 1
 SIGNING_DOMAIN = b"villageledger/entry/v1\n"
-MAX_ENTRY_BYTES = 64 * 1024
+MAX_ENTRY_BYTES = MAX_BUNDLED_LEAF  # 64 KiB - 1: every leaf fits a tlog-tiles entry bundle (uint16 length)
 
 class Envelope(Strict):
     v = fields.Integer(strict=True, required=True, validate=validate.Equal(SCHEMA_VERSION))

@@ -676,7 +676,7 @@ def test_a_leaf_over_the_size_limit_is_refused(kit: Kit) -> None:
         },
     )
     assert len(entry.leaf) < 64 * 1024, "the largest valid affair still fits"
-    with pytest.raises(MalformedEntry, match=r"^entry: \d+ bytes, at most 65536$"):
+    with pytest.raises(MalformedEntry, match=r"^entry: \d+ bytes, at most 65535$"):
         decode_leaf(entry.leaf + b" " * (64 * 1024))
 
 

@@ -1,0 +1,101 @@
+"""Specification of ``ledger.tiles``: C2SP tlog-tiles paths, which tiles a tree has, and entry bundles.
+The examples are the spec's own (c2sp.org/tlog-tiles); Go's sumdb/tlog reads our served tiles in
+tests/test_interop_go.py."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledger.errors import EncodingError
+from ledger.tiles import (
+    ENTRIES,
+    MAX_BUNDLED_LEAF,
+    Tile,
+    entry_bundle,
+    parse_tile_path,
+    read_entry_bundle,
+    tiles_of,
+)
+
+
+@pytest.mark.parametrize(("tile", "path"), [
+    (Tile(0, 0), "tile/0/000"),
+    (Tile(0, 1234067), "tile/0/x001/x234/067"),  # the spec's example
+    (Tile(1, 5, 17), "tile/1/005.p/17"),
+    (Tile(63, 1000), "tile/63/x001/000"),
+    (Tile(ENTRIES, 272, 112), "tile/entries/272.p/112"),
+])
+def test_a_tile_has_the_path_the_spec_writes(tile: Tile, path: str) -> None:
+    assert tile.path == path
+    assert parse_tile_path(path) == tile
+
+
+@pytest.mark.parametrize("path", [
+    "tile/0/1",  # not zero-padded
+    "tile/0/x000/001",  # a leading zero group
+    "tile/00/000",  # level with a leading zero
+    "tile/64/000",  # above level 63
+    "tile/0/000.p/0",  # an empty tile is never served
+    "tile/0/000.p/256",  # a full tile has no .p
+    "tile/0/000.p/012",
+    "tile/0/001/002",  # an inner group without x
+    "tile/entries/000.p/",
+    "tile/0/000/",
+    "tile/8/0/000",  # Go's sumdb paths name the height; C2SP's do not
+])
+def test_a_path_that_is_not_canonical_is_refused(path: str) -> None:
+    with pytest.raises(EncodingError):
+        parse_tile_path(path)
+
+
+@given(st.sampled_from([0, 1, 2, 63, ENTRIES]), st.integers(0, 10**12), st.integers(1, 256))
+def test_every_tile_path_reads_back_as_its_tile(level: int | str, index: int, width: int) -> None:
+    tile = Tile(level, index, width)
+    assert parse_tile_path(tile.path) == tile
+
+
+def test_a_tree_of_70000_has_the_tiles_the_spec_lists() -> None:
+    """"a tree of size 70,000 will be represented by 273 full level 0 tiles, one partial level 0 tile of width
+    112, one full level 1 tile, one partial level 1 tile of width 17, and one partial level 2 tile of width 1"."""
+    level0, level1, level2 = tiles_of(70_000, 0), tiles_of(70_000, 1), tiles_of(70_000, 2)
+    assert [t.width for t in level0] == [256] * 273 + [112]
+    assert level1 == [Tile(1, 0), Tile(1, 1, 17)]
+    assert level2 == [Tile(2, 0, 1)]
+    assert tiles_of(70_000, 3) == []
+    assert tiles_of(70_000, ENTRIES)[-1] == Tile(ENTRIES, 273, 112)
+
+
+def test_a_tree_of_256_has_a_full_level_0_tile_and_a_partial_level_1_tile_of_width_1() -> None:
+    assert tiles_of(256, 0) == [Tile(0, 0)]
+    assert tiles_of(256, 1) == [Tile(1, 0, 1)]
+
+
+def test_a_tile_is_complete_only_once_the_tree_holds_all_its_subtrees() -> None:
+    assert Tile(0, 2, 188).tree_size_needed == 700
+    assert Tile(1, 0, 2).tree_size_needed == 512, "two complete subtrees of 256 leaves"
+    assert Tile(1, 0, 2).tree_level == 8
+    assert Tile(1, 0, 2).nodes == range(2)
+    assert Tile(ENTRIES, 1).nodes == range(256, 512)
+
+
+def test_an_entry_bundle_reads_back_as_its_leaves() -> None:
+    leaves = [b"", b"a", b"x" * 300, b"y" * MAX_BUNDLED_LEAF]
+    bundle = entry_bundle(leaves)
+    assert bundle[:3] == b"\x00\x00\x00" and bundle[2:5] == b"\x00\x01a", "uint16 big-endian length prefixes"
+    assert read_entry_bundle(bundle) == leaves
+
+
+def test_a_leaf_too_long_for_a_bundle_is_refused() -> None:
+    with pytest.raises(EncodingError, match="65536 bytes does not fit an entry bundle"):
+        entry_bundle([b"z" * (MAX_BUNDLED_LEAF + 1)])
+
+
+@pytest.mark.parametrize(("bundle", "problem"), [
+    (b"\x00", "a length prefix is cut off at byte 0"),
+    (b"\x00\x01a\x00\x05abc", "the leaf at byte 3 runs 2 bytes past the end"),
+])
+def test_a_cut_bundle_is_refused(bundle: bytes, problem: str) -> None:
+    with pytest.raises(EncodingError, match=problem):
+        read_entry_bundle(bundle)
