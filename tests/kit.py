@@ -268,6 +268,11 @@ class StoredVillage:
     def size(self) -> int:
         return self.store.size(self.slug)
 
+    def grow(self, size: int, *, batch: int = 100) -> None:
+        """Append awards (in batches of ``batch``) until the log holds ``size`` entries."""
+        while (missing := size - self.size()) > 0:
+            self.append(*[self.kit.award("h1", 1) for _ in range(min(missing, batch))])
+
     def trusted(self) -> list[keys.NoteVerifier]:
         """The village's note verifiers, as an auditor would hold them."""
         return [keys.parse_verifier_key(v) for v in self.store.verifier_keys(self.slug)]

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from ci import missing_tool
+from kit import StoredVillage
 
 from keys import SigningKey, verifier_key
 from ledger import merkle
@@ -166,3 +167,22 @@ def test_go_rejects_a_mutated_inclusion_proof(gocheck: Path, tmp_path: Path) -> 
     result = _run(gocheck, case, tmp_path)
     assert result.returncode == 1, f"Go accepted a mutated proof:\n{result.stdout}"
     assert "tlog.CheckRecord: invalid transparency proof" in result.stdout, result.stdout
+
+
+def test_go_reads_our_tiles_and_proves_what_our_api_proves(gocheck: Path, live_server: str, village: StoredVillage) -> None:
+    """Go's tile reader (tlog.TileHashReader, which checks every tile against the checkpoint's root) reads a
+    village's log from the C2SP tlog-tiles endpoints, checks every entry bundle against the level-0 hashes, and
+    computes inclusion and consistency proofs from the tiles alone: they are the API's proofs."""
+    village.grow(700)
+    size, store, slug = village.size(), village.store, village.slug
+    result = subprocess.run([str(gocheck), "tiles", f"{live_server}/api/v1/villages/{slug}/log/",
+                             store.verifier_keys(slug)[-1]], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, f"Go could not read our tiles:\n{result.stdout}{result.stderr}"
+    read = json.loads(result.stdout)
+    assert (read["size"], read["leaves"]) == (size, size)
+    assert read["inclusion"].keys() >= {"0", "255", "256", "511", "512", str(size - 1)}
+    for index, proof in read["inclusion"].items():
+        assert [b64decode(h) for h in proof] == store.inclusion_proof(slug, int(index), size), f"index {index}"
+    assert read["consistency"].keys() >= {"1", "256", "512", str(size)}
+    for old, proof in read["consistency"].items():
+        assert [b64decode(h) for h in proof] == store.consistency_proof(slug, int(old), size), f"from {old}"

@@ -5,9 +5,13 @@ tests/test_interop_go.py."""
 from __future__ import annotations
 
 import pytest
+from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
+from kit import StoredVillage
+from werkzeug.test import TestResponse
 
+from ledger import merkle
 from ledger.errors import EncodingError
 from ledger.tiles import (
     ENTRIES,
@@ -99,3 +103,57 @@ def test_a_leaf_too_long_for_a_bundle_is_refused() -> None:
 def test_a_cut_bundle_is_refused(bundle: bytes, problem: str) -> None:
     with pytest.raises(EncodingError, match=problem):
         read_entry_bundle(bundle)
+
+
+# Served: every village log under /api/v1/villages/<slug>/log/ -------------------------------------------
+
+SIZE = 700  # two full level-0 tiles and a partial one (188), a partial level-1 tile (2)
+
+
+@pytest.fixture
+def grown(village: StoredVillage) -> StoredVillage:
+    village.grow(SIZE)
+    return village
+
+
+def _get(client: FlaskClient, village: StoredVillage, path: str) -> TestResponse:
+    return client.get(f"/api/v1/villages/{village.slug}/log/{path}")
+
+
+def test_every_tile_holds_the_hashes_the_spec_defines(client: FlaskClient, grown: StoredVillage) -> None:
+    leaves = [grown.store.leaf(grown.slug, index) for index in range(SIZE)]
+    leaf_hashes = [merkle.hash_leaf(leaf) for leaf in leaves]
+    subtrees = [merkle.root_of(leaf_hashes[i : i + 256]) for i in range(0, SIZE - 255, 256)]
+    assert [t.path for t in tiles_of(SIZE, 0)] == ["tile/0/000", "tile/0/001", "tile/0/002.p/188"]
+    for tile in tiles_of(SIZE, 0):
+        assert _get(client, grown, tile.path).data == b"".join(leaf_hashes[i] for i in tile.nodes), tile.path
+    assert _get(client, grown, "tile/1/000.p/2").data == b"".join(subtrees), "MTH of each full level-0 tile"
+    for bundle in tiles_of(SIZE, ENTRIES):
+        assert read_entry_bundle(_get(client, grown, bundle.path).data) == leaves[bundle.nodes.start : bundle.nodes.stop]
+
+
+def test_a_tile_is_immutable_and_served_as_octets(client: FlaskClient, grown: StoredVillage) -> None:
+    response = _get(client, grown, "tile/0/002.p/188")
+    assert response.status_code == 200 and response.mimetype == "application/octet-stream"
+    assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    narrower = _get(client, grown, "tile/0/002.p/100")
+    assert narrower.data == response.data[: 100 * 32], "a narrower partial tile is a prefix: it never changes"
+
+
+@pytest.mark.parametrize("path", [
+    "tile/0/002",  # full only at 768 entries
+    "tile/0/002.p/189",  # one leaf beyond the tree
+    "tile/1/000",  # full only at 65,536
+    "tile/2/000.p/1",
+    "tile/entries/003.p/1",
+])
+def test_a_tile_the_tree_does_not_hold_whole_is_not_found(client: FlaskClient, grown: StoredVillage, path: str) -> None:
+    response = _get(client, grown, path)
+    assert response.status_code == 404 and response.mimetype == "application/problem+json"
+    assert f"tree of {SIZE} entries" in response.json["detail"], response.json
+
+
+def test_a_path_that_is_not_a_canonical_tile_is_not_found(client: FlaskClient, grown: StoredVillage) -> None:
+    response = _get(client, grown, "tile/0/2")
+    assert response.status_code == 404
+    assert "is not a tile path" in response.json["detail"]

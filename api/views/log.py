@@ -8,7 +8,9 @@ from typing import Any
 from flask import Response, json, request
 
 from ledger.canonical import b64encode
-from storage import reads
+from ledger.errors import EncodingError
+from ledger.tiles import parse_tile_path
+from storage import NotFound, reads
 
 from ..extensions import Blueprint, store
 from ..schemas import ConsistencyQuery, InclusionQuery, ProofSchema, VillageList, VillageSchema
@@ -101,3 +103,17 @@ def _proof(hashes: list[bytes]) -> Response:
 def offline_proof(village: str, index: int) -> Response:
     """An offline receipt for entry ``index`` against the latest checkpoint (keep it; check it anywhere)."""
     return cached(Response(store().tlog_proof(village, index), mimetype="text/plain"), SHORT_LIVED)
+
+
+@blp.route("/<village>/log/tile/<path:path>")
+@blp.response(200, {"type": "string", "format": "binary"}, content_type="application/octet-stream",
+              description="A C2SP tlog-tiles resource: a hash tile or an entry bundle, immutable")
+def tile(village: str, path: str) -> Response:
+    """The log in the C2SP tlog-tiles layout under ``log/``: ``log/checkpoint``, hash tiles
+    ``log/tile/<L>/<N>[.p/<W>]`` and entry bundles ``log/tile/entries/<N>[.p/<W>]``. A tile is served once the
+    latest checkpoint's tree holds it whole, and never changes: any static server or mirror can serve it."""
+    try:
+        wanted = parse_tile_path(f"tile/{path}")
+    except EncodingError as exc:
+        raise NotFound(str(exc)) from exc
+    return cached(Response(store().tile(village, wanted), mimetype="application/octet-stream"), IMMUTABLE)

@@ -1,7 +1,7 @@
 // Command gocheck verifies villageledger's signed checkpoints and Merkle proofs with Go's
 // golang.org/x/mod/sumdb/note and golang.org/x/mod/sumdb/tlog, an implementation we did not write.
 //
-// Usage: gocheck CASE.json
+// Usage: gocheck CASE.json, or gocheck tiles PREFIX VKEY (see tiles.go)
 //
 // CASE.json:
 //
@@ -106,8 +106,12 @@ func parseCheckpoint(text string) (origin string, size int64, root tlog.Hash) {
 }
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == "tiles" {
+		runTiles(os.Args[2], os.Args[3])
+		return
+	}
 	if len(os.Args) != 2 {
-		fmt.Println("usage: gocheck CASE.json")
+		fmt.Println("usage: gocheck CASE.json | gocheck tiles PREFIX VKEY")
 		os.Exit(2)
 	}
 	data, err := os.ReadFile(os.Args[1])
