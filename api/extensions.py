@@ -18,7 +18,8 @@ from werkzeug.datastructures import CombinedMultiDict
 from ledger.canonical import parse_json
 from storage import Store, make_engine
 
-from .problems import PROBLEM_JSON, ProblemSchema
+from .problems import PROBLEM_JSON
+from .schemas.common import ProblemSchema
 
 
 class StrictJsonParser(FlaskParser):

@@ -10,7 +10,7 @@ from ledger.errors import VerificationError
 
 from ..auth import require_caller
 from ..extensions import Blueprint, store
-from ..schemas import CheckReport
+from ..schemas.check import CheckReport
 
 blp = Blueprint("check", __name__, url_prefix="/api/v1/villages", description="Self-check")
 

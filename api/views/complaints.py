@@ -21,7 +21,7 @@ from storage.images import ImageRejected, read_uploads
 from ..auth import Caller, current_caller, require_caller
 from ..extensions import Blueprint, filing_limit, now, store, tracking_limit
 from ..problems import Problem
-from ..schemas import (
+from ..schemas.complaints import (
     CaseList,
     CaseViewSchema,
     ComplaintFigures,

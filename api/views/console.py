@@ -19,8 +19,10 @@ from ledger.state import MAY_SIGN, SIGNING_ROLES
 from storage import console
 
 from ..auth import Caller, require_caller
-from ..console_schemas import (
-    BINARY,
+from ..extensions import Blueprint, store
+from ..problems import Problem
+from ..schemas.common import BINARY
+from ..schemas.console import (
     AttachmentSchema,
     AttachmentUpload,
     GoodList,
@@ -37,8 +39,6 @@ from ..console_schemas import (
     RedemptionReport,
     RedemptionsQuery,
 )
-from ..extensions import Blueprint, store
-from ..problems import Problem
 
 blp = Blueprint("console_api", __name__, url_prefix="/api/v1/villages",
                        description="The committee console: members, household search, attachments, points supermarket, imports")

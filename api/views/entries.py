@@ -11,7 +11,7 @@ from storage import Appended, reads
 from storage.reads import EntryFilter
 
 from ..extensions import Blueprint, store
-from ..schemas import EntryPage, EntryQuery, PostEntries, PostResult
+from ..schemas.entries import EntryPage, EntryQuery, PostEntries, PostResult
 
 blp = Blueprint("entries", __name__, url_prefix="/api/v1/villages", description="Signed entries")
 

@@ -13,7 +13,7 @@ from storage.reads import HouseholdView
 from ..auth import require_caller
 from ..extensions import Blueprint, store
 from ..problems import Problem
-from ..schemas import HouseholdPage, HouseholdQuery, HouseholdSchema, PrivateHousehold
+from ..schemas.households import HouseholdPage, HouseholdQuery, HouseholdSchema, PrivateHousehold
 
 blp = Blueprint("households", __name__, url_prefix="/api/v1/villages", description="Households and balances")
 

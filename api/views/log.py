@@ -11,7 +11,7 @@ from ledger.canonical import b64encode
 from storage import reads
 
 from ..extensions import Blueprint, store
-from ..schemas import ConsistencyQuery, InclusionQuery, ProofSchema, VillageList, VillageSchema
+from ..schemas.log import ConsistencyQuery, InclusionQuery, ProofSchema, VillageList, VillageSchema
 
 blp = Blueprint("log", __name__, url_prefix="/api/v1/villages", description="Villages, checkpoints, leaves and proofs")
 

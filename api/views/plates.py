@@ -6,25 +6,15 @@ import io
 from typing import Any
 
 from flask import Response, current_app
-from marshmallow import Schema, fields, validate
 
 from storage import plates
 
 from ..auth import Caller, require_caller
 from ..extensions import Blueprint, store
 from ..problems import Problem
+from ..schemas.plates import PlatesQuery, Reissued
 
 blp = Blueprint("plates", __name__, url_prefix="/api/v1/villages", description="Door plates (committee)")
-
-
-class PlatesQuery(Schema):
-    household = fields.List(fields.String(validate=validate.Length(1, 64)),
-                            metadata={"description": "Households to print (repeat); default: all"})
-
-
-class Reissued(Schema):
-    household = fields.String(required=True)
-    url = fields.String(required=True, metadata={"description": "The new plate's URL; the old plate stops working"})
 
 
 def _committee(village: str) -> Caller:

@@ -9,7 +9,7 @@ from flask import Response, stream_with_context
 from storage import reads
 
 from ..extensions import Blueprint, store
-from ..schemas import AffairList, AffairQuery, Ranking, RankingQuery, RuleList, RuleQuery
+from ..schemas.public import AffairList, AffairQuery, Ranking, RankingQuery, RuleList, RuleQuery
 
 blp = Blueprint("public", __name__, url_prefix="/api/v1/villages", description="Rules, affairs, ranking, export")
 

@@ -11,10 +11,8 @@ from marshmallow import Schema, ValidationError, fields, validate
 from ledger.entries import ID, MAX_AMOUNT
 from storage.console import IMPORT_FIELDS, IMPORT_KINDS
 
-from .schemas import B64_HASH, SignedEntry
+from .common import B64_HASH, BINARY, MONTH, SignedEntry
 
-MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])\Z"
-BINARY = {"type": "string", "format": "binary"}
 MAX_STOCK = 1_000_000
 # A supermarket item's name is what a points.redeem entry carries as ``item``: the ledger's text rules.
 ITEM_NAME = [validate.Length(1, 64),
