@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from .common import B64_HASH
+from .common import sha256_hash
 
 
 class CheckFailure(Schema):
@@ -16,6 +16,6 @@ class CheckFailure(Schema):
 class CheckReport(Schema):
     ok = fields.Boolean(required=True)
     size = fields.Integer(allow_none=True)
-    root = fields.String(allow_none=True, metadata=B64_HASH)
+    root = sha256_hash(allow_none=True)
     checkpoints = fields.Integer(allow_none=True)
     failure = fields.Nested(CheckFailure, allow_none=True)

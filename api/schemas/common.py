@@ -1,16 +1,45 @@
 """What several view areas share: the problem document every error is, the signed entry that entries,
-complaint steps and redemptions carry, and field helpers."""
+complaint steps and redemptions carry, and field helpers (bytes as base64)."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from collections.abc import Mapping
+from typing import Any
 
+from marshmallow import Schema, ValidationError, fields, validate
+
+from ledger.canonical import b64decode, b64encode
 from ledger.entries import SignatureSchema as LedgerSignature
+from ledger.errors import EncodingError
 
-B64_HASH = {"description": "base64 SHA-256 hash (32 bytes)"}
 BINARY = {"type": "string", "format": "binary"}
 MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])\Z"
 MAX_SIZE = 2**31 - 1  # entries a village log can hold (the index column is a 32-bit integer)
+
+
+class Base64Bytes(fields.Field[bytes]):
+    """Bytes on the wire as canonical standard base64 (RFC 4648 section 4, padded), as the ledger writes it.
+
+    Dumps ``bytes`` with ``ledger.canonical.b64encode`` (None stays null). Loads only a canonical spelling
+    (``text == b64encode(raw)``) and refuses anything else saying why: not a string, not valid base64, or
+    not canonical. Documented as ``type: string, format: byte``: ``api.extensions`` registers it with the API.
+    """
+
+    def _serialize(self, value: bytes | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else b64encode(value)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> bytes:
+        if not isinstance(value, str):
+            raise ValidationError("Not a valid string.")
+        try:
+            return b64decode(value, what=self.name or "value")
+        except EncodingError as exc:
+            raise ValidationError(str(exc)) from exc
+
+
+def sha256_hash(**kwargs: Any) -> Base64Bytes:
+    """A SHA-256 hash (a leaf hash, a tree root, a proof's node hash): 32 bytes, base64 on the wire."""
+    return Base64Bytes(metadata={"description": "base64 SHA-256 hash (32 bytes)"}, **kwargs)
 
 
 class FieldProblem(Schema):

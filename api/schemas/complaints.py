@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 
 from ledger.entries import ID
 
-from .common import B64_HASH, BINARY, SignedEntry
+from .common import BINARY, Base64Bytes, SignedEntry, sha256_hash
 
 COMPLAINT_CATEGORIES = ("finances", "projects", "cadre_conduct", "points_appeal", "environment",
                         "neighbour_dispute", "suggestion", "other")
@@ -32,7 +32,7 @@ class ComplaintReceiptSchema(Schema):
     index = fields.Integer(required=True)
     tree_size = fields.Integer(required=True)
     checkpoint = fields.String(required=True)
-    inclusion_proof = fields.List(fields.String(metadata=B64_HASH), required=True)
+    inclusion_proof = fields.List(sha256_hash(), required=True)
     salt = fields.String(required=True, metadata={"description": "base64: opens the receipt's commitment with ``content``"})
     content = fields.Dict(required=True)
 
@@ -142,5 +142,5 @@ class ComplaintFigures(Schema):
 
 
 class DeskKeySchema(Schema):
-    key = fields.String(required=True, metadata={"description": "base64 Ed25519 public key of the complaint desk"})
+    key = Base64Bytes(required=True, metadata={"description": "base64 Ed25519 public key of the complaint desk"})
     registered = fields.Boolean(required=True, metadata={"description": "Whether the ledger has it as an active intake member key"})

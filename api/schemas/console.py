@@ -11,7 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from ledger.entries import ID, MAX_AMOUNT
 from storage.console import IMPORT_FIELDS, IMPORT_KINDS
 
-from .common import B64_HASH, BINARY, MONTH, SignedEntry
+from .common import BINARY, MONTH, SignedEntry, sha256_hash
 
 MAX_STOCK = 1_000_000
 # A supermarket item's name is what a points.redeem entry carries as ``item``: the ledger's text rules.
@@ -119,7 +119,7 @@ class RedeemResult(Schema):
     entry_id = fields.String(required=True)
     tree_size = fields.Integer(required=True)
     checkpoint = fields.String(required=True)
-    inclusion_proof = fields.List(fields.String(metadata=B64_HASH), required=True)
+    inclusion_proof = fields.List(sha256_hash(), required=True)
     stock = fields.Integer(required=True, metadata={"description": "The item's stock after the redemption"})
 
 

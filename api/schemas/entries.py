@@ -6,7 +6,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from ledger.entries import ID, KINDS, LEDGERS, TIME
 
-from .common import B64_HASH, MAX_SIZE
+from .common import MAX_SIZE, sha256_hash
 
 MAX_BATCH = 1000
 
@@ -31,8 +31,8 @@ class PostEntries(Schema):
 class AppendedSchema(Schema):
     index = fields.Integer(required=True)
     entry_id = fields.String(required=True)
-    leaf_hash = fields.String(required=True, metadata=B64_HASH)
-    inclusion_proof = fields.List(fields.String(metadata=B64_HASH), required=True,
+    leaf_hash = sha256_hash(required=True)
+    inclusion_proof = fields.List(sha256_hash(), required=True,
                                   metadata={"description": "RFC 9162 inclusion proof into the tree of tree_size"})
 
 
@@ -62,7 +62,7 @@ class EntryItem(Schema):
     amount = fields.Integer(allow_none=True)
     debit = fields.String(allow_none=True)
     credit = fields.String(allow_none=True)
-    leaf_hash = fields.String(required=True, metadata=B64_HASH)
+    leaf_hash = sha256_hash(required=True)
     signed = fields.Dict(required=True, metadata={"description": "The signed entry; its canonical JSON is the leaf"})
 
 

@@ -7,6 +7,8 @@ from marshmallow import Schema, fields, validate
 
 from ledger.entries import ID
 
+from .common import Base64Bytes
+
 
 class Balances(Schema):
     morality = fields.Integer(required=True)
@@ -37,6 +39,6 @@ class HouseholdPage(Schema):
 class PrivateHousehold(Schema):
     household = fields.String(required=True)
     data = fields.Dict(required=True)
-    salt = fields.String(required=True)
+    salt = Base64Bytes(required=True)
     commitment = fields.String(required=True)
     matches_log = fields.Boolean(required=True, metadata={"description": "The data and salt open the commitment on the log"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from .common import B64_HASH, MAX_SIZE
+from .common import MAX_SIZE, sha256_hash
 
 
 class VillageSchema(Schema):
@@ -34,4 +34,4 @@ class ConsistencyQuery(Schema):
 
 
 class ProofSchema(Schema):
-    hashes = fields.List(fields.String(metadata=B64_HASH), required=True)
+    hashes = fields.List(sha256_hash(), required=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.canonical import b64encode
 from ledger.errors import VerificationError
 
 from ..auth import require_caller
@@ -26,5 +25,5 @@ def check(village: str) -> dict[str, Any]:
     except VerificationError as exc:
         return {"ok": False, "size": None, "root": None, "checkpoints": None,
                 "failure": {"index": exc.index, "kind": exc.kind, "message": str(exc)}}
-    return {"ok": True, "size": report.size, "root": b64encode(report.root), "checkpoints": report.checkpoints,
+    return {"ok": True, "size": report.size, "root": report.root, "checkpoints": report.checkpoints,
             "failure": None}

@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 
 from flask import Response, request
 
-from ledger.canonical import b64encode
 from ledger.entries import ID
 from ledger.state import MAY_SIGN, SIGNING_ROLES
 from storage import console
@@ -190,7 +189,7 @@ def redeem(body: dict[str, Any], village: str) -> dict[str, Any]:
     appended = done.appended
     proof = store().inclusion_proof(village, appended.index, appended.tree_size)
     return {"index": appended.index, "entry_id": appended.entry_id, "tree_size": appended.tree_size,
-            "checkpoint": appended.checkpoint, "inclusion_proof": [b64encode(h) for h in proof], "stock": done.stock}
+            "checkpoint": appended.checkpoint, "inclusion_proof": proof, "stock": done.stock}
 
 
 @blp.route("/<village>/supermarket/redemptions")
