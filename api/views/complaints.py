@@ -21,6 +21,7 @@ from storage.images import ImageRejected, read_uploads
 from ..auth import Caller, current_caller, require_caller
 from ..extensions import Blueprint, filing_limit, now, store, tracking_limit
 from ..problems import Problem
+from ..schemas.common import BINARY
 from ..schemas.complaints import (
     CaseList,
     CaseViewSchema,
@@ -154,7 +155,7 @@ def case(village: str, receipt: str) -> dict[str, Any]:
 
 
 @blp.route("/<village>/complaints/<receipt>/photos/<sha256>")
-@blp.response(200, {"format": "binary", "type": "string"}, content_type="image/jpeg")
+@blp.response(200, BINARY, content_type="image/jpeg")
 @blp.doc(security=[{"bearer": []}])
 def photo(village: str, receipt: str, sha256: str) -> Response:
     """A complaint's photo (re-encoded, no metadata), for a member the case is routed to."""

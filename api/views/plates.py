@@ -12,6 +12,7 @@ from storage import plates
 from ..auth import Caller, require_caller
 from ..extensions import Blueprint, store
 from ..problems import Problem
+from ..schemas.common import BINARY
 from ..schemas.plates import PlatesQuery, Reissued
 
 blp = Blueprint("plates", __name__, url_prefix="/api/v1/villages", description="Door plates (committee)")
@@ -32,7 +33,7 @@ def _base_url() -> str:
 
 @blp.route("/<village>/plates.pdf")
 @blp.arguments(PlatesQuery, location="query")
-@blp.response(200, {"type": "string", "format": "binary"}, content_type="application/pdf",
+@blp.response(200, BINARY, content_type="application/pdf",
               description="A4 sheets of door plates with QR codes")
 @blp.doc(security=[{"bearer": []}])
 def print_plates(query: dict[str, Any], village: str) -> Response:
