@@ -18,7 +18,8 @@ from werkzeug.datastructures import CombinedMultiDict
 from ledger.canonical import parse_json
 from storage import Store, make_engine
 
-from .problems import PROBLEM_JSON, ProblemSchema
+from .problems import PROBLEM_JSON
+from .schemas.common import Base64Bytes, ProblemSchema
 
 
 class StrictJsonParser(FlaskParser):
@@ -63,6 +64,7 @@ class Api(flask_smorest.Api):
 
 
 api = Api(spec_kwargs={"extra_plugins": [ProblemResponses()]})
+api.register_field(Base64Bytes, "string", "byte")  # documented once init_app builds the spec
 # Per-client limits on filing and tracking complaints, in the store RATELIMIT_STORAGE_URI names: memory://
 # (one process: the development server) or a Redis/Valkey every worker shares (redis://...: the deploy).
 # Client addresses live only there, never in the database: anonymous complaints store no address.

@@ -3,7 +3,8 @@
 A problem names what went wrong and, where a field is to blame, which one (``errors[].field`` uses the
 dotted path of the request body or the query parameter name). Batches add ``position``, the index of
 the offending entry in the batch. Nothing a client sends can produce a 500: unexpected database
-failures become 503 (retry later), and nothing is written partially.
+failures become 503 (retry later), and nothing is written partially. The document's schema, which the
+OpenAPI document gives every error response, is ``api.schemas.common.ProblemSchema``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, json, request
-from marshmallow import Schema, fields
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -34,21 +34,6 @@ ENTRY_STATUS: dict[str, tuple[int, str]] = {
     "replay": (409, "The entry id is already in the log"),
     "refused": (422, "The entry was refused"),
 }
-
-
-class FieldProblem(Schema):
-    field = fields.String(required=True, metadata={"description": "Dotted path of the field, or the query parameter"})
-    problem = fields.String(required=True)
-
-
-class ProblemSchema(Schema):
-    type = fields.String(required=True)
-    title = fields.String(required=True)
-    status = fields.Integer(required=True)
-    detail = fields.String()
-    instance = fields.String()
-    errors = fields.List(fields.Nested(FieldProblem))
-    position = fields.Integer(metadata={"description": "Index in the posted batch of the entry at fault"})
 
 
 class Problem(Exception):

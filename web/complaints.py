@@ -15,7 +15,7 @@ from flask_babel import lazy_gettext as _l
 from marshmallow import ValidationError
 
 from api.extensions import filing_limit, now, store, tracking_limit
-from api.schemas import FileComplaint, VillagerAnswer, VillagerRating
+from api.schemas.complaints import FileComplaint, VillagerAnswer, VillagerRating
 from ledger.canonical import b64encode
 from ledger.errors import LedgerError
 from storage import NotFound, complaints, reads

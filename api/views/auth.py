@@ -6,7 +6,7 @@ from typing import Any
 
 from ..auth import CHALLENGE_SECONDS, TOKEN_SECONDS, challenge_message, issue_token, new_challenge
 from ..extensions import Blueprint, store
-from ..schemas import Challenge, Token, TokenRequest
+from ..schemas.auth import Challenge, Token, TokenRequest
 
 blp = Blueprint("auth", __name__, url_prefix="/api/v1/villages", description="Member login with ledger keys")
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.canonical import b64encode
 from ledger.errors import VerificationError
 
 from ..auth import require_caller
 from ..extensions import Blueprint, store
-from ..schemas import CheckReport
+from ..schemas.check import CheckReport
 
 blp = Blueprint("check", __name__, url_prefix="/api/v1/villages", description="Self-check")
 
@@ -26,5 +25,5 @@ def check(village: str) -> dict[str, Any]:
     except VerificationError as exc:
         return {"ok": False, "size": None, "root": None, "checkpoints": None,
                 "failure": {"index": exc.index, "kind": exc.kind, "message": str(exc)}}
-    return {"ok": True, "size": report.size, "root": b64encode(report.root), "checkpoints": report.checkpoints,
+    return {"ok": True, "size": report.size, "root": report.root, "checkpoints": report.checkpoints,
             "failure": None}

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Response
 
-from ledger.canonical import b64decode, b64encode
+from ledger.canonical import b64decode
 from ledger.entries import parse_entry
 from ledger.errors import EncodingError, EntryError
 from ledger.state import Case
@@ -21,7 +21,8 @@ from storage.images import ImageRejected, read_uploads
 from ..auth import Caller, current_caller, require_caller
 from ..extensions import Blueprint, filing_limit, now, store, tracking_limit
 from ..problems import Problem
-from ..schemas import (
+from ..schemas.common import BINARY
+from ..schemas.complaints import (
     CaseList,
     CaseViewSchema,
     ComplaintFigures,
@@ -83,7 +84,7 @@ def file(form: dict[str, Any], village: str) -> dict[str, Any]:
     proof = store().inclusion_proof(village, filed.appended.index, filed.appended.tree_size)
     return {"receipt": filed.receipt, "tracking_code": filed.tracking_code, "index": filed.appended.index,
             "tree_size": filed.appended.tree_size, "checkpoint": filed.appended.checkpoint,
-            "inclusion_proof": [b64encode(h) for h in proof], "salt": found.salt, "content": dict(found.content)}
+            "inclusion_proof": proof, "salt": found.salt, "content": dict(found.content)}
 
 
 @blp.route("/<village>/complaints/track", methods=["POST"])
@@ -154,7 +155,7 @@ def case(village: str, receipt: str) -> dict[str, Any]:
 
 
 @blp.route("/<village>/complaints/<receipt>/photos/<sha256>")
-@blp.response(200, {"format": "binary", "type": "string"}, content_type="image/jpeg")
+@blp.response(200, BINARY, content_type="image/jpeg")
 @blp.doc(security=[{"bearer": []}])
 def photo(village: str, receipt: str, sha256: str) -> Response:
     """A complaint's photo (re-encoded, no metadata), for a member the case is routed to."""
@@ -225,4 +226,4 @@ def desk(village: str) -> dict[str, Any]:
     if public is None:
         raise Problem(404, "not-found", "Not Found", f"village {village!r} has no complaint desk key yet")
     record = store().state(village).keys.get(public)
-    return {"key": b64encode(public), "registered": record is not None and record.revoked_at is None}
+    return {"key": public, "registered": record is not None and record.revoked_at is None}

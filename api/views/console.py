@@ -13,14 +13,15 @@ from typing import Any, TypeVar
 
 from flask import Response, request
 
-from ledger.canonical import b64encode
 from ledger.formats import ID
 from ledger.kinds import KINDS, SIGNING_ROLES
 from storage import console
 
 from ..auth import Caller, require_caller
-from ..console_schemas import (
-    BINARY,
+from ..extensions import Blueprint, store
+from ..problems import Problem
+from ..schemas.common import BINARY
+from ..schemas.console import (
     AttachmentSchema,
     AttachmentUpload,
     GoodList,
@@ -37,8 +38,6 @@ from ..console_schemas import (
     RedemptionReport,
     RedemptionsQuery,
 )
-from ..extensions import Blueprint, store
-from ..problems import Problem
 
 blp = Blueprint("console_api", __name__, url_prefix="/api/v1/villages",
                        description="The committee console: members, household search, attachments, points supermarket, imports")
@@ -190,7 +189,7 @@ def redeem(body: dict[str, Any], village: str) -> dict[str, Any]:
     appended = done.appended
     proof = store().inclusion_proof(village, appended.index, appended.tree_size)
     return {"index": appended.index, "entry_id": appended.entry_id, "tree_size": appended.tree_size,
-            "checkpoint": appended.checkpoint, "inclusion_proof": [b64encode(h) for h in proof], "stock": done.stock}
+            "checkpoint": appended.checkpoint, "inclusion_proof": proof, "stock": done.stock}
 
 
 @blp.route("/<village>/supermarket/redemptions")

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.canonical import b64encode
 from ledger.entries import Entry, open_leaf, parse_entry
 from ledger.errors import EntryError, MalformedEntry
 from storage import Appended, reads
 from storage.reads import EntryFilter
 
 from ..extensions import Blueprint, store
-from ..schemas import EntryPage, EntryQuery, PostEntries, PostResult
+from ..schemas.entries import EntryPage, EntryQuery, PostEntries, PostResult
 
 blp = Blueprint("entries", __name__, url_prefix="/api/v1/villages", description="Signed entries")
 
@@ -43,22 +42,15 @@ def post_entries(payload: dict[str, Any], village: str) -> dict[str, Any]:
     and writes nothing.
     """
     appended: list[Appended] = store().append(village, _signed_entries(village, payload), prove=True)
-    return {
-        "tree_size": appended[0].tree_size,  # a batch lands whole, under one checkpoint
-        "checkpoint": appended[0].checkpoint,
-        "appended": [
-            {"index": a.index, "entry_id": a.entry_id, "leaf_hash": b64encode(a.leaf_hash),
-             "inclusion_proof": [b64encode(h) for h in a.inclusion_proof or ()]}
-            for a in appended
-        ],
-    }
+    # A batch lands whole, under one checkpoint; each result carries its proof (``prove=True``).
+    return {"tree_size": appended[0].tree_size, "checkpoint": appended[0].checkpoint, "appended": appended}
 
 
 def entry_item(row: Any) -> dict[str, Any]:
     return {
         "index": row.idx, "entry_id": row.entry_id, "kind": row.kind, "time": row.time, "household": row.household,
         "ledger": row.ledger, "amount": row.amount, "debit": row.debit, "credit": row.credit,
-        "leaf_hash": b64encode(row.leaf_hash), "signed": open_leaf(row.leaf),
+        "leaf_hash": row.leaf_hash, "signed": open_leaf(row.leaf),
     }
 
 

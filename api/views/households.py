@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledger.canonical import b64encode
 from ledger.entries import household_commitment
 from storage import NotFound, reads
 from storage.reads import HouseholdView
@@ -13,7 +12,7 @@ from storage.reads import HouseholdView
 from ..auth import require_caller
 from ..extensions import Blueprint, store
 from ..problems import Problem
-from ..schemas import HouseholdPage, HouseholdQuery, HouseholdSchema, PrivateHousehold
+from ..schemas.households import HouseholdPage, HouseholdQuery, HouseholdSchema, PrivateHousehold
 
 blp = Blueprint("households", __name__, url_prefix="/api/v1/villages", description="Households and balances")
 
@@ -58,6 +57,6 @@ def get_private(village: str, household: str) -> dict[str, Any]:
         raise NotFound(f"household {household!r} has no personal data (never given, or erased)")
     salt, data = found
     return {
-        "household": household, "data": data, "salt": b64encode(salt), "commitment": view.row.commitment,
+        "household": household, "data": data, "salt": salt, "commitment": view.row.commitment,
         "matches_log": household_commitment(salt, data) == view.row.commitment,
     }

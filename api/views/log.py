@@ -13,7 +13,8 @@ from ledger.tiles import parse_tile_path
 from storage import NotFound, reads
 
 from ..extensions import Blueprint, store
-from ..schemas import ConsistencyQuery, InclusionQuery, ProofSchema, VillageList, VillageSchema
+from ..schemas.common import BINARY
+from ..schemas.log import ConsistencyQuery, InclusionQuery, ProofSchema, VillageList, VillageSchema
 
 blp = Blueprint("log", __name__, url_prefix="/api/v1/villages", description="Villages, checkpoints, leaves and proofs")
 
@@ -67,7 +68,7 @@ def log_key(village: str) -> Response:
 
 
 @blp.route("/<village>/log/leaves/<int(max=2147483646):index>")
-@blp.response(200, {"type": "string", "format": "binary"}, content_type="application/octet-stream",
+@blp.response(200, BINARY, content_type="application/octet-stream",
               description="The exact leaf bytes: the entry's RFC 8785 canonical JSON")
 def leaf(village: str, index: int) -> Response:
     """The leaf at ``index``; its RFC 9162 leaf hash is SHA-256(0x00 || bytes)."""

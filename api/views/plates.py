@@ -6,25 +6,16 @@ import io
 from typing import Any
 
 from flask import Response, current_app
-from marshmallow import Schema, fields, validate
 
 from storage import plates
 
 from ..auth import Caller, require_caller
 from ..extensions import Blueprint, store
 from ..problems import Problem
+from ..schemas.common import BINARY
+from ..schemas.plates import PlatesQuery, Reissued
 
 blp = Blueprint("plates", __name__, url_prefix="/api/v1/villages", description="Door plates (committee)")
-
-
-class PlatesQuery(Schema):
-    household = fields.List(fields.String(validate=validate.Length(1, 64)),
-                            metadata={"description": "Households to print (repeat); default: all"})
-
-
-class Reissued(Schema):
-    household = fields.String(required=True)
-    url = fields.String(required=True, metadata={"description": "The new plate's URL; the old plate stops working"})
 
 
 def _committee(village: str) -> Caller:
@@ -42,7 +33,7 @@ def _base_url() -> str:
 
 @blp.route("/<village>/plates.pdf")
 @blp.arguments(PlatesQuery, location="query")
-@blp.response(200, {"type": "string", "format": "binary"}, content_type="application/pdf",
+@blp.response(200, BINARY, content_type="application/pdf",
               description="A4 sheets of door plates with QR codes")
 @blp.doc(security=[{"bearer": []}])
 def print_plates(query: dict[str, Any], village: str) -> Response:

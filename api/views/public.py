@@ -9,7 +9,8 @@ from flask import Response, stream_with_context
 from storage import reads
 
 from ..extensions import Blueprint, store
-from ..schemas import AffairList, AffairQuery, Ranking, RankingQuery, RuleList, RuleQuery
+from ..schemas.common import BINARY
+from ..schemas.public import AffairList, AffairQuery, Ranking, RankingQuery, RuleList, RuleQuery
 
 blp = Blueprint("public", __name__, url_prefix="/api/v1/villages", description="Rules, affairs, ranking, export")
 
@@ -41,7 +42,7 @@ def ranking(query: dict[str, Any], village: str) -> dict[str, Any]:
 
 
 @blp.route("/<village>/export")
-@blp.response(200, {"type": "string", "format": "binary"}, content_type="application/x-ndjson",
+@blp.response(200, BINARY, content_type="application/x-ndjson",
               description="The audit bundle (JSON Lines), streamed: verify it with `villageledger verify`")
 def export(village: str) -> Response:
     """The village's self-contained audit bundle, streamed from the database."""

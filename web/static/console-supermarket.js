@@ -7,7 +7,7 @@ import { $, fill } from "./forms.js";
 
 const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f]/; // what the ledger's text fields refuse
 const MAX_PRICE = 1_000_000; // ledger.entries.MAX_AMOUNT
-const MAX_STOCK = 1_000_000; // api.console_schemas.MAX_STOCK
+const MAX_STOCK = 1_000_000; // api.schemas.console.MAX_STOCK
 const MAX_QUANTITY = 1000; // points.redeem quantity: int[1, 1000]
 const pad = (n) => String(n).padStart(2, "0");
 const thisMonth = () => { const d = new Date(); return `${d.getFullYear()}-${pad(d.getMonth() + 1)}`; };

@@ -11,10 +11,8 @@ from marshmallow import Schema, ValidationError, fields, validate
 from ledger.formats import ID, MAX_AMOUNT
 from storage.console import IMPORT_FIELDS, IMPORT_KINDS
 
-from .schemas import B64_HASH, SignedEntry
+from .common import BINARY, MONTH, SignedEntry, sha256_hash
 
-MONTH = r"^[0-9]{4}-(0[1-9]|1[0-2])\Z"
-BINARY = {"type": "string", "format": "binary"}
 MAX_STOCK = 1_000_000
 # A supermarket item's name is what a points.redeem entry carries as ``item``: the ledger's text rules.
 ITEM_NAME = [validate.Length(1, 64),
@@ -121,7 +119,7 @@ class RedeemResult(Schema):
     entry_id = fields.String(required=True)
     tree_size = fields.Integer(required=True)
     checkpoint = fields.String(required=True)
-    inclusion_proof = fields.List(fields.String(metadata=B64_HASH), required=True)
+    inclusion_proof = fields.List(sha256_hash(), required=True)
     stock = fields.Integer(required=True, metadata={"description": "The item's stock after the redemption"})
 
 
