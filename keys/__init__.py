@@ -16,7 +16,10 @@ from ._ed25519 import (
     verify_signature,
 )
 from ._note_keys import (
+    ALG_COSIGNATURE_V1,
     NoteVerifier,
+    cosignature_time,
+    cosigned_message,
     key_name_problem,
     note_key_hash,
     parse_verifier_key,
@@ -25,9 +28,12 @@ from ._note_keys import (
 from .errors import KeyFileError
 
 __all__ = [
+    "ALG_COSIGNATURE_V1",
     "KeyFileError",
     "NoteVerifier",
     "SigningKey",
+    "cosignature_time",
+    "cosigned_message",
     "key_name_problem",
     "load_private_key",
     "note_key_hash",

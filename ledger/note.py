@@ -32,10 +32,18 @@ proofs, inclusion) with a message naming what is wrong.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
-from keys import NoteVerifier, SigningKey, key_name_problem, note_key_hash
+from keys import (
+    ALG_COSIGNATURE_V1,
+    NoteVerifier,
+    SigningKey,
+    cosignature_time,
+    cosigned_message,
+    key_name_problem,
+    note_key_hash,
+)
 
 from . import merkle
 from .canonical import b64decode, b64encode
@@ -59,10 +67,12 @@ _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 @dataclass(frozen=True)
 class Note:
     """The text of a note whose signatures were checked, and the names of the trusted keys that signed it
-    (in order of first appearance, each name once). Invariant: ``verified`` is never empty."""
+    (in order of first appearance, each name once); for each trusted cosigner among them, the time of its
+    cosignature (POSIX seconds). Invariant: ``verified`` is never empty."""
 
     text: str
     verified: tuple[str, ...]
+    cosigned_at: Mapping[str, int] = field(default_factory=dict)
 
 
 def _character_problem(text: str) -> str | None:
@@ -108,6 +118,21 @@ def sign_note(text: str, signers: Sequence[tuple[str, SigningKey]]) -> str:
         seen.add((name, key_id))
         lines.append(f"{SIGNATURE_PREFIX}{name} {b64encode(key_id + key.sign(message))}\n")
     return text + "\n" + "".join(lines)
+
+
+def cosign_note(text: str, name: str, key: SigningKey, timestamp: int) -> str:
+    """The ``cosignature/v1`` signature line of cosigner ``name`` on note ``text`` at ``timestamp`` (POSIX
+    seconds): a statement that this is the largest consistent tree the cosigner has seen for the log.
+    Requires ``text`` as for ``sign_note`` and ``0 < timestamp <= 2**63 - 1`` (ValueError otherwise)."""
+    problem = _note_text_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    if not 0 < timestamp <= MAX_TREE_SIZE:
+        raise ValueError(f"cosignature time {timestamp} is not in [1, 2**63 - 1]")
+    key_id = note_key_hash(name, key.public_bytes, ALG_COSIGNATURE_V1)
+    stamp = timestamp.to_bytes(8, "big")
+    signature = key.sign(cosigned_message(text.encode("utf-8"), timestamp))
+    return f"{SIGNATURE_PREFIX}{name} {b64encode(key_id + stamp + signature)}\n"
 
 
 def _verifier_index(verifiers: Sequence[NoteVerifier]) -> dict[tuple[str, bytes], NoteVerifier]:
@@ -156,6 +181,7 @@ def open_note(note: str, verifiers: Sequence[NoteVerifier]) -> Note:
         raise CheckpointError(f"malformed note: {len(lines)} signatures, at most {MAX_SIGNATURES} accepted")
     message = text.encode("utf-8")
     verified: list[str] = []
+    cosigned_at: dict[str, int] = {}
     untrusted: list[str] = []
     for number, line in enumerate(lines, start=1):
         # (3)
@@ -175,6 +201,8 @@ def open_note(note: str, verifiers: Sequence[NoteVerifier]) -> Note:
             ) from exc
         if name not in verified:
             verified.append(name)
+        if verifier.is_cosigner:
+            cosigned_at[name] = max(cosigned_at.get(name, 0), cosignature_time(signature))
     # (5)
     if not verified:
         signed_by = ", ".join(untrusted)
@@ -182,7 +210,7 @@ def open_note(note: str, verifiers: Sequence[NoteVerifier]) -> Note:
         raise CheckpointError(
             f"no signature by a trusted key: note is signed by {signed_by}; trusted: {known}"
         )
-    return Note(text=text, verified=tuple(verified))
+    return Note(text=text, verified=tuple(verified), cosigned_at=cosigned_at)
 
 
 def _parse_signature_line(line: str, number: int) -> tuple[str, bytes, bytes]:

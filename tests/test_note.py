@@ -6,10 +6,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from ci import missing_tool
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keys import NoteVerifier, SigningKey, parse_verifier_key
+import keys
+from keys import ALG_COSIGNATURE_V1, NoteVerifier, SigningKey, note_key_hash, parse_verifier_key, verifier_key
 from ledger import merkle
 from ledger.canonical import b64decode, b64encode
 from ledger.errors import CheckpointError, ProofError
@@ -17,6 +20,7 @@ from ledger.note import (
     Checkpoint,
     Note,
     TlogProof,
+    cosign_note,
     open_checkpoint,
     open_note,
     parse_checkpoint,
@@ -489,3 +493,98 @@ def test_tlog_proof_invariants() -> None:
         TlogProof(0, (bytes(31),), CHECKPOINT_NOTE)
     with pytest.raises(ValueError, match="ending in a newline"):
         TlogProof(0, (), "")
+
+
+# Cosignatures (c2sp.org/tlog-cosignature, Ed25519 cosignature/v1) ----------------------------------------
+
+WITNESS = "township.example/witness"
+WITNESS_KEY = SigningKey.generate()
+COSIGNER = NoteVerifier.from_public_key(WITNESS, WITNESS_KEY.public_bytes, ALG_COSIGNATURE_V1)
+
+
+def _cosigned(checkpoint: Checkpoint, timestamp: int = 1_765_000_000) -> tuple[str, NoteVerifier]:
+    log_key = SigningKey.generate()
+    note = sign_checkpoint(checkpoint, [(checkpoint.origin, log_key)])
+    return note + cosign_note(checkpoint.text(), WITNESS, WITNESS_KEY, timestamp), NoteVerifier.from_public_key(
+        checkpoint.origin, log_key.public_bytes)
+
+
+CHECKPOINT = Checkpoint("village.example/demo", 700, bytes(range(32)))
+
+
+def test_a_cosigned_checkpoint_opens_with_the_log_key_and_the_witness_key_and_tells_the_time() -> None:
+    note, log = _cosigned(CHECKPOINT)
+    opened = open_note(note, [log, COSIGNER])
+    assert opened.verified == ("village.example/demo", WITNESS)
+    assert opened.cosigned_at == {WITNESS: 1_765_000_000}
+    assert open_note(note, [log]).cosigned_at == {}, "an untrusted cosignature is ignored"
+
+
+def test_a_cosignature_line_is_key_id_timestamp_and_signature_of_the_cosignature_v1_message() -> None:
+    line = cosign_note(CHECKPOINT.text(), WITNESS, WITNESS_KEY, 1_765_000_000)
+    name, raw = line.removeprefix("\u2014 ").removesuffix("\n").split(" ")
+    raw_bytes = b64decode(raw)
+    assert name == WITNESS and len(raw_bytes) == 4 + 8 + 64
+    assert raw_bytes[:4] == note_key_hash(WITNESS, WITNESS_KEY.public_bytes, ALG_COSIGNATURE_V1)
+    assert raw_bytes[4:12] == (1_765_000_000).to_bytes(8, "big")
+    message = b"cosignature/v1\ntime 1765000000\n" + CHECKPOINT.text().encode()
+    keys.verify_signature(WITNESS_KEY.public_bytes, raw_bytes[12:], message)
+
+
+def test_a_cosigner_key_is_a_vkey_of_type_4() -> None:
+    text = verifier_key(WITNESS, WITNESS_KEY.public_bytes, ALG_COSIGNATURE_V1)
+    assert b64decode(text.split("+")[2])[0] == 0x04
+    assert parse_verifier_key(text) == COSIGNER
+    assert parse_verifier_key(text).is_cosigner and not parse_verifier_key(
+        verifier_key(WITNESS, WITNESS_KEY.public_bytes)).is_cosigner
+
+
+def test_a_log_signature_is_not_a_cosignature_nor_the_other_way_round() -> None:
+    """The type byte is in the key ID: the same key as log and as cosigner has two IDs, so one kind of
+    signature can never be taken for the other."""
+    as_log = NoteVerifier.from_public_key(WITNESS, WITNESS_KEY.public_bytes)
+    note = sign_note(CHECKPOINT.text(), [(WITNESS, WITNESS_KEY)])
+    with pytest.raises(CheckpointError, match="no signature by a trusted key"):
+        open_note(note, [COSIGNER])
+    cosigned_only = CHECKPOINT.text() + "\n" + cosign_note(CHECKPOINT.text(), WITNESS, WITNESS_KEY, 5)
+    with pytest.raises(CheckpointError, match="no signature by a trusted key"):
+        open_note(cosigned_only, [as_log])
+
+
+@pytest.mark.parametrize("change", ["time", "signature", "text"])
+def test_a_tampered_cosignature_fails_the_whole_note(change: str) -> None:
+    note, log = _cosigned(CHECKPOINT)
+    text, _, lines = note.rpartition("\n\n")
+    log_line, cosignature = lines.rstrip("\n").split("\n")
+    name, encoded = cosignature.removeprefix("\u2014 ").split(" ")
+    raw = bytearray(b64decode(encoded))
+    if change == "time":
+        raw[11] ^= 1
+    elif change == "signature":
+        raw[20] ^= 1
+    tampered_text = text.replace("700", "701") if change == "text" else text
+    tampered = f"{tampered_text}\n\n{log_line}\n\u2014 {name} {b64encode(bytes(raw))}\n"
+    with pytest.raises(CheckpointError):
+        open_note(tampered, [log, COSIGNER] if change != "text" else [COSIGNER])
+
+
+def test_our_cosignatures_verify_with_aics_tlog() -> None:
+    """aics-tlog (PyPI), a C2SP implementation we did not write, verifies our cosignature/v1 lines."""
+    try:
+        from aics_tlog import cosign  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        missing_tool("aics-tlog cross-check", "aics-tlog is not installed (see the README's test command)")
+    line = cosign_note(CHECKPOINT.text(), WITNESS, WITNESS_KEY, 1_765_000_000)
+    raw = b64decode(line.removesuffix("\n").split(" ")[2])
+    assert raw[:4] == cosign.cosignature_key_id(WITNESS, WITNESS_KEY.public_bytes)
+    assert cosign.verify_cosignature(raw[4:], WITNESS, WITNESS_KEY.public_bytes, CHECKPOINT.origin, CHECKPOINT.size,
+                                     CHECKPOINT.root_hash)
+    theirs = Ed25519PrivateKey.generate()
+    public = theirs.public_key().public_bytes_raw()
+    blob, _ = cosign.sign_cosignature(theirs, "other.example/w", 1_765_000_001, CHECKPOINT.origin, CHECKPOINT.size,
+                                      CHECKPOINT.root_hash)
+    note, log = _cosigned(CHECKPOINT)
+    their_line = f"\u2014 other.example/w {b64encode(cosign.cosignature_key_id('other.example/w', public) + blob)}\n"
+    other = NoteVerifier.from_public_key("other.example/w", public, ALG_COSIGNATURE_V1)
+    assert open_note(note + their_line, [log, other]).cosigned_at == {"other.example/w": 1_765_000_001}, (
+        "and we open theirs")
