@@ -39,10 +39,12 @@ from ledger.errors import EntryError, MalformedEntry, NotAuthorised
 from ledger.state import MemoryIndex, State, apply
 
 from . import models as m
+from .appending import Appended
 from .db import read_session, write_session
+from .errors import NotFound, StorageError
 from .images import ImageRejected, clean_image
 from .reads import _next_month
-from .store import Appended, NotFound, StorageError, Store
+from .store import Store
 
 MEDIA_TYPES: Final = ("image/jpeg", "image/png", "application/pdf")  # what attachments are stored as
 PDF_MAGIC: Final = b"%PDF-"

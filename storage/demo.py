@@ -31,7 +31,8 @@ from ledger.entries import CURRENT_RULES, Entry, make_unsigned, sign_entry, step
 from ledger.state import OVERSIGHT_SIDE
 
 from . import complaints, console
-from .store import NotFound, Store
+from .errors import NotFound
+from .store import Store
 
 SLUG = "demo"
 ORIGIN_PREFIX = "villageledger.local"
