@@ -30,7 +30,7 @@ from ledger.canonical import b64encode
 from ledger.entries import CURRENT_RULES, Entry, make_unsigned, sign_entry, step_commitment
 from ledger.state import OVERSIGHT_SIDE
 
-from . import complaints, console
+from . import complaints, supermarket
 from .errors import NotFound
 from .store import Store
 
@@ -165,7 +165,7 @@ def _build(store: Store, key_folder: Path, clock: _Clock, rng: random.Random, ho
     _daily_life(poster, members, homes, rng, events)
     _complaints(poster, members, homes)
     for name, price in GOODS:  # the points supermarket's shelf (stock is operational data, off the log)
-        console.put_good(store, SLUG, GOOD_IDS[name], name=name, price=price, stock=20 if price < 100 else 3)
+        supermarket.put_good(store, SLUG, GOOD_IDS[name], name=name, price=price, stock=20 if price < 100 else 3)
 
 
 DEMO_COMPLAINTS = [
