@@ -19,7 +19,6 @@ Personal data never appears: households are ids and salted commitments.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
 
 from .canonical import canonical_json
 
@@ -44,10 +43,3 @@ def footer_lines(*, balances: Mapping[str, Mapping[str, int]], attachments: Iter
 
 def entry_line(leaf: bytes) -> bytes:
     return leaf + b"\n"
-
-
-def attachment_hashes(body: Mapping[str, Any]) -> list[str]:
-    """Every SHA-256 an entry body references: affair attachments and points evidence."""
-    hashes = [a["sha256"] for a in body.get("attachments", [])]
-    hashes.extend(body.get("evidence", []))
-    return hashes

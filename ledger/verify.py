@@ -33,10 +33,11 @@ from typing import Any, Protocol
 from keys import NoteVerifier
 
 from . import merkle
-from .bundle import FORMAT, attachment_hashes
+from .bundle import FORMAT
 from .canonical import b64encode, parse_json
 from .entries import Entry, check_signatures, decode_leaf
 from .errors import LedgerError, VerificationError
+from .kinds import KINDS
 from .note import Checkpoint, open_checkpoint
 from .signatures import SignatureJob, first_bad_signature
 from .state import State, apply, check_accounts_balance
@@ -105,7 +106,7 @@ class _Auditor:
         except LedgerError as exc:
             raise VerificationError(f"entry {index} ({entry.kind}) refused: {exc}", index=index, kind=entry.kind) from exc
         self.tree.add(leaf_hash)
-        self.attachments.update(attachment_hashes(entry.body))
+        self.attachments.update(KINDS[entry.kind].file_hashes(entry.body))
         genesis = self.state.village
         if index == 0 and genesis and (genesis.origin, genesis.slug) != (self.origin, self.village):
             raise VerificationError(

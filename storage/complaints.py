@@ -46,10 +46,12 @@ from ledger.state import DESK_STEPS, OPEN, Case, Household, Member, may_handle
 
 from . import models as m
 from . import plates, protection
+from .appending import Appended
 from .db import read_session, write_session
+from .errors import NotFound, StorageError
 from .images import CleanImage, clean_images
 from .reads import entry_by_id
-from .store import Appended, NotFound, StorageError, Store
+from .store import Store
 
 log = logging.getLogger(__name__)
 

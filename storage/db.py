@@ -1,4 +1,4 @@
-"""Engines, configuration and the write transaction that serialises appends to a village.
+"""Engines, configuration, the write transaction that serialises appends to a village, and an upsert.
 
 SQLite runs in WAL mode with ``synchronous=FULL`` (a commit is on disk before it is acknowledged) and
 takes its write lock up front (``BEGIN IMMEDIATE``), so concurrent writers in other processes queue
@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Connection, Dialect, ExceptionContext
 from sqlalchemy.exc import DisconnectionError
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 ENV_PREFIX = "VILLAGELEDGER_"
 _WRITE = "villageledger_write"
@@ -196,6 +198,24 @@ def read_session(engine: Engine, *, streamed: bool = False) -> Iterator[Session]
         if not streamed and not is_sqlite(engine):
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
+
+
+def upsert(session: Session, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` into ``model``'s table, each replacing the row of the same primary key if any."""
+    if rows:
+        session.connection().execute(_upsert_statement(session.get_bind().dialect.name, model), rows)
+
+
+@functools.cache
+def _upsert_statement(dialect: str, model: type[SQLModel]) -> Any:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE, built once per table (building it costs more than
+    running it for one row)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    keys_ = [c.name for c in table.primary_key.columns]
+    statement = (sqlite_dialect.insert if dialect == "sqlite" else pg_dialect.insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=keys_, set_={c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys_}
+    )
 
 
 def instance_secret(name: str) -> str:

@@ -31,8 +31,9 @@ from ledger.entries import Entry, make_unsigned, sign_entry, step_commitment
 from ledger.kinds import CURRENT_RULES
 from ledger.state import OVERSIGHT_SIDE
 
-from . import complaints, console
-from .store import NotFound, Store
+from . import complaints, supermarket
+from .errors import NotFound
+from .store import Store
 
 SLUG = "demo"
 ORIGIN_PREFIX = "villageledger.local"
@@ -165,7 +166,7 @@ def _build(store: Store, key_folder: Path, clock: _Clock, rng: random.Random, ho
     _daily_life(poster, members, homes, rng, events)
     _complaints(poster, members, homes)
     for name, price in GOODS:  # the points supermarket's shelf (stock is operational data, off the log)
-        console.put_good(store, SLUG, GOOD_IDS[name], name=name, price=price, stock=20 if price < 100 else 3)
+        supermarket.put_good(store, SLUG, GOOD_IDS[name], name=name, price=price, stock=20 if price < 100 else 3)
 
 
 DEMO_COMPLAINTS = [

@@ -36,7 +36,8 @@ from ledger.entries import utc_now
 
 from . import models as m
 from .db import read_session, write_session
-from .store import NotFound, StorageError, Store
+from .errors import NotFound, StorageError
+from .store import Store
 
 if TYPE_CHECKING:
     from reportlab.pdfgen.canvas import Canvas

@@ -38,7 +38,8 @@ from ledger.state import household_account
 from . import models as m
 from . import plates
 from .db import read_session
-from .store import NotFound, StorageError, Store
+from .errors import NotFound, StorageError
+from .store import Store
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from conftest import SCREENSHOTS, screenshot
 from kit import StoredVillage
 from PIL import Image
 
-from storage import console as shop
+from storage import supermarket as shop
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

@@ -19,6 +19,7 @@ from keys import NoteVerifier, SigningKey, verifier_key
 from ledger import bundle, merkle, verify
 from ledger.entries import Entry, household_commitment
 from ledger.errors import VerificationError
+from ledger.kinds import KINDS
 from ledger.note import Checkpoint, open_checkpoint, sign_checkpoint
 from ledger.state import State, apply
 from ledger.verify import Report, verify_bundle
@@ -131,7 +132,7 @@ def make_bundle(kit: Kit, log_key: Signer) -> Callable[..., list[bytes]]:
         for entry in entries:
             lines.append(bundle.entry_line(entry.leaf))
             tree.append(merkle.hash_leaf(entry.leaf))
-            attachments += bundle.attachment_hashes(entry.body)
+            attachments += KINDS[entry.kind].file_hashes(entry.body)
             if tree.size in sizes:
                 lines.append(bundle.checkpoint_line(signer(Checkpoint(kit.origin, tree.size, tree.root()))))
         claimed = claimed_balances(entries) if balances is None else balances

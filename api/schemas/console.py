@@ -9,7 +9,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from ledger.formats import ID, MAX_AMOUNT
-from storage.console import IMPORT_FIELDS, IMPORT_KINDS
+from storage.imports import IMPORT_FIELDS, IMPORT_KINDS
 
 from .common import BINARY, MONTH, SignedEntry, sha256_hash
 

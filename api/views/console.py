@@ -2,7 +2,7 @@
 signed in the browser and posted to ``.../entries`` (a redemption to ``.../supermarket/redeem``, which
 lowers the stock in the same transaction); this serves the village's members and grids, finds households
 by name or number, keeps attachments, runs the points supermarket and previews imports of old ledgers
-(see ``storage.console``)."""
+(see ``storage.console``); an import's sheet is read here (``api.sheets``) and its rows handed to storage."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from flask import Response, request
 
 from ledger.formats import ID
 from ledger.kinds import KINDS, SIGNING_ROLES
-from storage import console
+from storage import attachments, console, imports, search, supermarket
 
+from .. import sheets
 from ..auth import Caller, require_caller
 from ..extensions import Blueprint, store
 from ..problems import Problem
@@ -114,8 +115,8 @@ def search_households(query: dict[str, Any], village: str) -> dict[str, Any]:
             raise Problem(403, "forbidden", "Forbidden", f"a grid worker searches only their own grid ({caller.grid})",
                           errors=[{"field": "grid", "problem": f"is not your grid ({caller.grid})"}])
         grid = caller.grid
-    found = console.search_households(store(), village, q=query["q"], grid=grid, limit=query["limit"],
-                                      with_names=caller.may_read_personal_data(grid))
+    found = search.search_households(store(), village, q=query["q"], grid=grid, limit=query["limit"],
+                                     with_names=caller.may_read_personal_data(grid))
     return {"items": [vars(match) for match in found]}
 
 
@@ -123,7 +124,7 @@ def search_households(query: dict[str, Any], village: str) -> dict[str, Any]:
 
 
 @blp.route("/<village>/attachments", methods=["POST"])
-@_accepting(console.MAX_PDF_BYTES + MULTIPART_SLACK)
+@_accepting(attachments.MAX_PDF_BYTES + MULTIPART_SLACK)
 @blp.arguments(AttachmentUpload, location="files")
 @blp.response(201, AttachmentSchema)
 @blp.doc(security=[{"bearer": []}])
@@ -132,19 +133,19 @@ def upload_attachment(files: dict[str, Any], village: str) -> dict[str, Any]:
     re-encoded from its pixels (no EXIF, no GPS), a PDF kept as uploaded. Uploading it again is harmless."""
     _member_with(village, SIGNING_ROLES, "attachments are uploaded by members who sign entries")
     upload = files["file"]
-    raw = upload.read(console.MAX_PDF_BYTES + 1)
-    return vars(console.store_attachment(store(), village, raw, filename=upload.filename or ""))
+    raw = upload.read(attachments.MAX_PDF_BYTES + 1)
+    return vars(attachments.store_attachment(store(), village, raw, filename=upload.filename or ""))
 
 
 @blp.route("/<village>/attachments/<sha256>")
 @blp.response(200, BINARY, content_type="image/jpeg")
 @blp.doc(responses={"200": {"description": "The file: a cleaned photo or a PDF",
-                            "content": {media_type: {"schema": BINARY} for media_type in console.MEDIA_TYPES}}})
+                            "content": {media_type: {"schema": BINARY} for media_type in attachments.MEDIA_TYPES}}})
 def get_attachment(village: str, sha256: str) -> Response:
     """An attachment by its SHA-256 (public: the entries that name it are public)."""
     if not SHA256.fullmatch(sha256):
         raise Problem(404, "not-found", "Not Found", "an attachment is named by its SHA-256 in lowercase hex")
-    media_type, data = console.attachment(store(), village, sha256)
+    media_type, data = attachments.attachment(store(), village, sha256)
     headers = {"Cache-Control": "public, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"}
     if media_type == "application/pdf":
         headers["Content-Disposition"] = f'attachment; filename="{sha256}.pdf"'
@@ -158,7 +159,7 @@ def get_attachment(village: str, sha256: str) -> Response:
 @blp.response(200, GoodList)
 def list_goods(village: str) -> dict[str, Any]:
     """The points supermarket's items, prices (morality points) and stock."""
-    return {"items": [vars(good) for good in console.goods(store(), village)]}
+    return {"items": [vars(good) for good in supermarket.goods(store(), village)]}
 
 
 @blp.route("/<village>/supermarket/<item>", methods=["PUT"])
@@ -172,8 +173,8 @@ def put_good(body: dict[str, Any], village: str, item: str) -> dict[str, Any]:
         detail = "must be an id of lowercase letters, digits, '-' or '_' (at most 64), not redeem or redemptions"
         raise Problem(422, "invalid-request", "The request is not valid", f"item: {detail}",
                       errors=[{"field": "item", "problem": detail}])
-    return vars(console.put_good(store(), village, item, name=body["name"], price=body["price"],
-                                 stock=body["stock"]))
+    return vars(supermarket.put_good(store(), village, item, name=body["name"], price=body["price"],
+                                     stock=body["stock"]))
 
 
 @blp.route("/<village>/supermarket/redeem", methods=["POST"])
@@ -185,7 +186,7 @@ def redeem(body: dict[str, Any], village: str) -> dict[str, Any]:
     amount = price x quantity) is appended and the stock lowered in one transaction, or nothing happens.
     The ledger checks the household's balance and the grid worker's grid."""
     caller = _member_with(village, KINDS["points.redeem"].signers, "redemptions are posted by the committee and grid workers")
-    done = console.redeem(store(), village, member=caller.member, item=body["item"], signed=body["entry"])
+    done = supermarket.redeem(store(), village, member=caller.member, item=body["item"], signed=body["entry"])
     appended = done.appended
     proof = store().inclusion_proof(village, appended.index, appended.tree_size)
     return {"index": appended.index, "entry_id": appended.entry_id, "tree_size": appended.tree_size,
@@ -197,7 +198,7 @@ def redeem(body: dict[str, Any], village: str) -> dict[str, Any]:
 @blp.response(200, RedemptionReport)
 def redemptions(query: dict[str, Any], village: str) -> dict[str, Any]:
     """The month's redemptions from the log (by the entries' time), and totals per item."""
-    report = console.redemptions(store(), village, query["month"])
+    report = supermarket.redemptions(store(), village, query["month"])
     return {"items": [vars(item) for item in report.items], "totals": report.totals}
 
 
@@ -216,8 +217,8 @@ def preview_import(form: dict[str, Any], village: str) -> dict[str, Any]:
     if not caller.roles & KINDS[form["kind"]].signers:
         raise Problem(403, "forbidden", "Forbidden", f"your roles ({', '.join(sorted(caller.roles))}) may not sign {form['kind']}",
                       errors=[{"field": "kind", "problem": f"you may not sign {form['kind']}"}])
-    raw = form["file"].read(console.MAX_IMPORT_BYTES + 1)
-    preview = console.preview_import(store(), village, raw, kind=form["kind"], member=caller.member,
-                                     mapping=form.get("mapping"))
+    table = sheets.read_table(form["file"].read(sheets.MAX_IMPORT_BYTES + 1))
+    preview = imports.preview_import(store(), village, table, kind=form["kind"], member=caller.member,
+                                     suggested=sheets.suggest_mapping(table.columns), mapping=form.get("mapping"))
     return {"columns": preview.columns, "mapping": preview.mapping, "rows": [vars(row) for row in preview.rows],
             "valid": preview.valid, "invalid": preview.invalid}
