@@ -2,7 +2,7 @@
 the pages (``web``) as its parts, and the helpers they share (the store, the clock, the limits) in
 ``api.extensions``. ``flask --app api.app run`` for development; in production ``gunicorn 'api.app:create_app()'``.
 
-Configuration, later sources winning: defaults; ``config.py`` in the instance folder; environment
+Configuration (``api.settings``), later sources winning: defaults; ``config.py`` in the instance folder; environment
 variables prefixed ``VILLAGELEDGER_`` (``VILLAGELEDGER_DATABASE_URL``, ``VILLAGELEDGER_SECRET_KEY``,
 ``VILLAGELEDGER_LOG_KEY_PASSPHRASE``...); the ``config`` mapping given to ``create_app``.
 """
@@ -15,45 +15,38 @@ from typing import Any
 from flask import Flask
 
 import web
-from storage.db import database_url, instance_path, instance_secret
+from storage.db import database_url, instance_secret
 from storage.nodes import NODE_CACHE_BYTES
 from storage.store import CLOCK_SKEW
 
 from . import admission, extensions, guards, problems, views
+from .settings import configured_app
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """The app factory: configuration, extensions, the two parts (JSON API and pages) and the guards and error
     handlers around both; nothing else (no migrations, no network)."""
-    app = Flask(__name__, instance_path=str(instance_path()), instance_relative_config=True)
-    app.config.from_mapping(
-        API_TITLE="villageledger",
-        API_VERSION="1",
-        OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX=views.API_PREFIX,
-        OPENAPI_JSON_PATH="openapi.json",
-        MAX_CONTENT_LENGTH=16 * 1024 * 1024,
-        JSON_SORT_KEYS=False,
-        READ_CONCURRENCY=2,  # reads running at once in a process: see api.admission
-        NODE_CACHE_MB=NODE_CACHE_BYTES >> 20,  # tree node hashes kept per process: see storage.nodes (0: none)
-        CLOCK_SKEW_SECONDS=int(CLOCK_SKEW.total_seconds()),  # how far an entry's time may be from the server's clock
-        RATELIMIT_STORAGE_URI="memory://",  # the limits' shared store: redis://127.0.0.1:6379 with several workers
-        API_SPEC_OPTIONS={
+    app = configured_app(__name__, {
+        "API_TITLE": "villageledger",
+        "API_VERSION": "1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": views.API_PREFIX,
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+        "JSON_SORT_KEYS": False,
+        "READ_CONCURRENCY": 2,  # reads running at once in a process: see api.admission
+        "NODE_CACHE_MB": NODE_CACHE_BYTES >> 20,  # tree node hashes kept per process: see storage.nodes (0: none)
+        "CLOCK_SKEW_SECONDS": int(CLOCK_SKEW.total_seconds()),  # how far an entry's time may be from the server's clock
+        "RATELIMIT_STORAGE_URI": "memory://",  # the limits' shared store: redis://127.0.0.1:6379 with several workers
+        "API_SPEC_OPTIONS": {
             "info": {"description": "A signed, append-only, verifiable ledger of village points and public affairs."},
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         },
-    )
-    app.config.from_pyfile("config.py", silent=True)
-    app.config.from_prefixed_env("VILLAGELEDGER")
-    if config:
-        app.config.update(config)
-    for name, default in (
-        ("DATABASE_URL", database_url),
-        ("SECRET_KEY", lambda: instance_secret("secret-key")),
-        ("LOG_KEY_PASSPHRASE", lambda: instance_secret("log-key-passphrase")),
-    ):
-        if not app.config.get(name):
-            app.config[name] = default()
+    }, {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": lambda: instance_secret("secret-key"),
+        "LOG_KEY_PASSPHRASE": lambda: instance_secret("log-key-passphrase"),
+    }, config)
 
     extensions.init_store(app)
     extensions.limiter.init_app(app)

@@ -342,8 +342,73 @@ def escalate(village: str) -> None:
     click.echo(f"{len(escalated)} complaint(s) escalated" + "".join(f"\n  {receipt}" for receipt in escalated))
 
 
+# --- the township's witness, and asking it to cosign ----------------------------------------------------
+
+
+@main.command()
+@click.option("--every", type=float, default=None, help="Keep going, every this many seconds (default: once).")
+def cosign(every: float | None) -> None:
+    """Ask every witness in VILLAGELEDGER_WITNESSES (pairs of URL and cosigner key) to cosign every village's
+    latest checkpoint, and keep the cosignatures. Run it as a service with --every 5; once, it exits 1 if a
+    witness refused or could not be reached."""
+    import os
+    import time
+
+    from storage.cosigning import CosigningError, parse_witnesses, request_cosignature
+
+    witnesses = _guard(lambda: parse_witnesses(os.environ.get("VILLAGELEDGER_WITNESSES", "")))
+    if not witnesses:
+        _fail("VILLAGELEDGER_WITNESSES names no witness")
+    with _store() as store:
+        while True:
+            refused = 0
+            for village in store.villages():
+                for witness in witnesses:
+                    try:
+                        size = request_cosignature(store, village.slug, witness)
+                        click.echo(f"{village.slug}: {witness.key.name} cosigned size {size}")
+                    except CosigningError as exc:
+                        refused += 1
+                        click.echo(f"{village.slug}: {exc}", err=True)
+            if every is None:
+                sys.exit(1 if refused else 0)
+            time.sleep(every)
+
+
+@main.group()
+def township() -> None:
+    """The township node: its witness of the villages' logs (serve it: gunicorn 'api.township:create_app()')."""
+
+
+@township.command("init")
+@click.option("--name", required=True, help="The witness's key name, e.g. witness.qingfeng-town.gov.cn")
+def township_init(name: str) -> None:
+    """Migrate the township's database and make the witness's key (encrypted in the instance folder, under
+    VILLAGELEDGER_WITNESS_KEY_PASSPHRASE); print its cosigner verifier key, which villages and phones trust."""
+    from storage.migrate import upgrade
+    from storage.witness import witness_key_passphrase, witness_key_path
+
+    with _store() as store:
+        upgrade(store.engine)
+    key = keys.SigningKey.generate()
+    _guard(lambda: keys.save_private_key(key, witness_key_path(), witness_key_passphrase().encode()))
+    click.echo(keys.verifier_key(name, key.public_bytes, keys.ALG_COSIGNATURE_V1))
+
+
+@township.command("add-log")
+@click.argument("origin")
+@click.argument("log_keys", nargs=-1, required=True)
+def township_add_log(origin: str, log_keys: tuple[str, ...]) -> None:
+    """Witness the village log ORIGIN, signed by any of LOG_KEYS (its verifier keys: villageledger log-key)."""
+    from storage.witness import add_log
+
+    with _store() as store:
+        _guard(lambda: add_log(store.engine, origin, log_keys))
+    click.echo(f"witnessing {origin}")
+
+
 def _guard(action: Any) -> Any:
     try:
         return action()
-    except LedgerError as exc:
+    except (LedgerError, ValueError) as exc:
         _fail(str(exc))

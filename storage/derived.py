@@ -122,7 +122,7 @@ def _case(c: m.CaseRow) -> tuple[str, Case]:
     return c.receipt, Case(**{f.name: getattr(c, f.name) for f in dataclasses.fields(Case)})
 
 
-# In ``models.DERIVED_TABLES`` order (after ``village_state``): rows are written in this order.
+# Rows are written in this order (after ``village_state``).
 TABLES: tuple[DerivedTable[Any, Any], ...] = (
     DerivedTable(m.MemberRow, "members", _member_row, _member),
     DerivedTable(m.MemberKeyRow, "keys", _key_row, _key),
@@ -133,6 +133,7 @@ TABLES: tuple[DerivedTable[Any, Any], ...] = (
     DerivedTable(m.CaseRow, "cases", _case_row, _case),
 )
 MODELS: tuple[Any, ...] = (m.VillageState, *(table.model for table in TABLES))  # every derived table, in order
+DERIVED_TABLES = tuple(model.__tablename__ for model in MODELS)
 
 
 def _village_state_row(village_id: int, state: State) -> Row:

@@ -13,7 +13,7 @@ The queries mark exactly those lines ``# type: ignore[arg-type]`` / ``[call-over
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, LargeBinary, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 
@@ -326,9 +326,6 @@ class GoodRow(SQLModel, table=True):
 
 
 LOG_TABLES = ("entries", "tree_nodes", "checkpoints")
-DERIVED_TABLES = (
-    "village_state", "members", "member_keys", "grids", "households", "rules", "balances", "complaint_cases",
-)
 
 
 class UsedChallenge(SQLModel, table=True):
@@ -338,3 +335,49 @@ class UsedChallenge(SQLModel, table=True):
     __tablename__ = "used_challenges"
     nonce: str = Field(primary_key=True, max_length=64)
     expires: str = Field(max_length=20, index=True)
+
+
+# --- cosignatures: the village server's copy of what its township's witness cosigned ----------------
+
+
+class CosignatureRow(SQLModel, table=True):
+    """A witness's cosignature (C2SP tlog-cosignature) of the village's checkpoint of ``size``: its signature
+    line, verified when stored, and its time (POSIX seconds). Append-only."""
+
+    __tablename__ = "cosignatures"
+    village_id: int = Field(foreign_key="villages.id", primary_key=True)
+    witness: str = Field(primary_key=True, max_length=200)  # the cosigner's key name
+    size: int = Field(primary_key=True)
+    line: str
+    cosigned_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+# --- the township node (its own database, same schema): the witness's memory of each village log -------
+
+
+class WitnessedLog(SQLModel, table=True):
+    """A village log the township's witness cosigns: the log keys it trusts for it (verifier keys, one per
+    line) and the latest checkpoint it cosigned (size 0 and no note if none yet), with the cosignature's time.
+    One row per origin, checked and updated under a row lock (tlog-witness: atomic check-and-persist)."""
+
+    __tablename__ = "witnessed_logs"
+    origin: str = Field(primary_key=True, max_length=200)
+    origin_hash: str = Field(unique=True, max_length=64)  # SHA-256 of the origin, hex: the monitoring path
+    log_keys: str
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    root: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    note: str | None = None  # the checkpoint as cosigned: the log's signature lines and the witness's
+    cosigned_at: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+
+
+class WitnessEvidence(SQLModel, table=True):
+    """A checkpoint signed by a log's key that the witness refused as inconsistent with what it cosigned (a
+    fork, a rollback): the request as received, kept as proof of the log's misbehaviour. Append-only."""
+
+    __tablename__ = "witness_evidence"
+    id: int | None = Field(default=None, primary_key=True)
+    origin: str = Field(max_length=200, index=True)
+    received: str = Field(max_length=20)
+    status: int
+    reason: str
+    request: str

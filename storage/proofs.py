@@ -29,6 +29,9 @@ from .villages import Villages
 # select costs more than running it, and these run for every proof a villager's phone checks.
 _LATEST_CHECKPOINT = text("SELECT size, note FROM checkpoints WHERE village_id = :village ORDER BY size DESC LIMIT 1")
 _INSERT_CHECKPOINT = m.CheckpointRow.__table__.insert()  # type: ignore[attr-defined]
+_CHECKPOINT_OF_SIZE = text("SELECT note FROM checkpoints WHERE village_id = :village AND size = :size")
+_LATEST_COSIGNED = text("SELECT max(size) FROM cosignatures WHERE village_id = :village")
+_COSIGNATURE_LINES = text("SELECT line FROM cosignatures WHERE village_id = :village AND size = :size ORDER BY witness")
 PROOF_NODES_PER_READ = 400  # tree nodes asked of the database in one statement
 
 
@@ -61,8 +64,11 @@ class Proofs:
         self._seen_sizes[village_id] = max(self._seen_sizes.get(village_id, 0), size)
 
     def latest_checkpoint(self, slug: str) -> str:
+        """The latest checkpoint's signed note, with every witness's cosignature of it the server holds."""
         with read_session(self.engine) as session:
-            return self.latest(session, self.villages.row(session, slug))[1]
+            village = self.villages.row(session, slug)
+            size, note = self.latest(session, village)
+            return note + _cosignature_lines(session, village.id or 0, size)
 
     def sign_checkpoint(self, session: Session, village_id: int, origin: str, tree: merkle.CompactRange) -> str:
         """Sign a checkpoint of ``tree`` with the village's active log key and insert it; returns its note."""
@@ -130,14 +136,21 @@ class Proofs:
             raise StorageError(f"tree size {size} is outside 1..{current}")
 
     def tlog_proof(self, slug: str, index: int) -> str:
-        """A C2SP tlog-proof receipt for entry ``index`` against the latest checkpoint: checkable offline."""
+        """A C2SP tlog-proof receipt for entry ``index``, checkable offline: against the latest checkpoint a
+        witness has cosigned, with its cosignatures, if that holds the entry; else against the latest."""
         with read_session(self.engine) as session:
             village = self.villages.row(session, slug)
+            assert village.id is not None
             size, note = self.latest(session, village)
             if not 0 <= index < size:
                 raise NotFound(f"no entry at index {index} in village {slug!r}")
+            cosigned = session.execute(_LATEST_COSIGNED, {"village": village.id}).scalar()
+            if cosigned is not None and index < cosigned:
+                size = cosigned
+                note = session.execute(_CHECKPOINT_OF_SIZE, {"village": village.id, "size": size}).scalar_one()
+                note += _cosignature_lines(session, village.id, size)
             plan = merkle.inclusion_plan(index, size)
-            hashes = plan.rehash(self.node_hashes(session, village.id or 0, plan.ids, committed=True))
+            hashes = plan.rehash(self.node_hashes(session, village.id, plan.ids, committed=True))
             return TlogProof(index=index, hashes=tuple(hashes), checkpoint=note).text()
 
     # --- tiles (C2SP tlog-tiles) ----------------------------------------------------------------------
@@ -211,6 +224,12 @@ _NODES_BY_ARRAYS = (  # PostgreSQL: one statement of fixed text, which psycopg p
     "SELECT t.level, t.idx, t.hash FROM tree_nodes t JOIN unnest(%s::int[], %s::bigint[]) AS w(level, idx) "
     "ON t.level = w.level AND t.idx = w.idx WHERE t.village_id = %s"
 )
+
+
+def _cosignature_lines(session: Session, village_id: int, size: int) -> str:
+    """The signature lines of every cosignature of the village's checkpoint of ``size`` (C2SP signed-note
+    signatures, appended to the log's own)."""
+    return "".join(session.connection().execute(_COSIGNATURE_LINES, {"village": village_id, "size": size}).scalars())
 
 
 def _select_nodes(connection: Connection, village_id: int, wanted: Sequence[tuple[int, int]]) -> list[tuple[int, int, bytes]]:

@@ -127,22 +127,35 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def database_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def make_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """``make_database(name)``: the URL of a fresh, migrated database of ``backend`` that only this test uses
+    (a service's own: the village server's, a township node's)."""
+    dropped: list[str] = []
+
+    def make(name: str) -> str:
+        if backend == "sqlite":
+            path = tmp_path / f"{name}.sqlite3"
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+            return f"sqlite:///{path}"
+        admin: Engine = request.getfixturevalue("postgres_admin")
+        template: str = request.getfixturevalue("postgres_template")
+        database = f"t_{uuid.uuid4().hex}"
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{database}" TEMPLATE "{template}"')
+        dropped.append(database)
+        return _with_database(request.getfixturevalue("postgres_url"), database)
+
+    yield make
+    for database in dropped:
+        with request.getfixturevalue("postgres_admin").connect() as connection:
+            # FORCE: also ends connections a test leaked (a CLI command's engine, a killed worker...).
+            connection.exec_driver_sql(f'DROP DATABASE "{database}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(make_database: Callable[[str], str]) -> str:
     """A fresh, migrated database of ``backend`` that only this test uses."""
-    if backend == "sqlite":
-        path = tmp_path / "villageledger.sqlite3"
-        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
-        yield f"sqlite:///{path}"
-        return
-    admin: Engine = request.getfixturevalue("postgres_admin")
-    template: str = request.getfixturevalue("postgres_template")
-    name = f"t_{uuid.uuid4().hex}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    yield _with_database(request.getfixturevalue("postgres_url"), name)
-    with admin.connect() as connection:
-        # FORCE: also ends connections a test leaked (a CLI command's engine, a killed worker...).
-        connection.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    return make_database("villageledger")
 
 
 @pytest.fixture

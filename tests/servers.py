@@ -56,9 +56,10 @@ class Server:
     """An API server's process tree, in a process group of its own, restartable on the same port."""
 
     def __init__(self, command: list[str], *, environment: dict[str, str], port: int, slug: str, log: Path,
-                 before_start: Callable[[], None]) -> None:
+                 before_start: Callable[[], None], ready_path: str | None = None) -> None:
         self.command, self.environment, self.port, self.slug, self.log = command, environment, port, slug, log
         self.before_start = before_start
+        self.ready_path = ready_path or f"/api/v1/villages/{slug}"  # answers 200 once the server serves
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -88,7 +89,7 @@ class Server:
 
     def _answers(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/api/v1/villages/{self.slug}", timeout=5) as response:
+            with urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=5) as response:
                 return response.status == 200
         except urllib.error.HTTPError as error:
             error.close()

@@ -24,7 +24,7 @@ from kit import StoredVillage
 from keys import SigningKey, verifier_key
 from ledger import merkle
 from ledger.canonical import b64decode, b64encode
-from ledger.note import Checkpoint, sign_checkpoint
+from ledger.note import Checkpoint, cosign_note, sign_checkpoint
 
 pytestmark = pytest.mark.slow
 
@@ -75,10 +75,13 @@ def gocheck(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return binary
 
 
-def _case(origin: str = ORIGIN, extensions: tuple[str, ...] = (), rotated: bool = False) -> dict[str, Any]:
+def _case(origin: str = ORIGIN, extensions: tuple[str, ...] = (), rotated: bool = False,
+          cosigned: bool = False) -> dict[str, Any]:
     """A tree of LEAVES leaves, a checkpoint signed by a fresh key, and proofs at many sizes.
 
-    With ``rotated`` the checkpoint is also signed, first, by a retired key that Go is not told about.
+    With ``rotated`` the checkpoint is also signed, first, by a retired key that Go is not told about; with
+    ``cosigned`` a witness's cosignature/v1 follows the log's signature (Go knows neither the witness nor the
+    signature type: it must ignore the line and still open the note with the log key).
     """
     key = SigningKey.generate()
     signers = [(origin, SigningKey.generate()), (origin, key)] if rotated else [(origin, key)]
@@ -87,6 +90,9 @@ def _case(origin: str = ORIGIN, extensions: tuple[str, ...] = (), rotated: bool 
     for leaf in leaves:
         tree.append(merkle.hash_leaf(leaf))
     checkpoint = sign_checkpoint(Checkpoint(origin, tree.size, tree.root(), extensions), signers)
+    if cosigned:
+        text = Checkpoint(origin, tree.size, tree.root(), extensions).text()
+        checkpoint += cosign_note(text, "witness.example/township", SigningKey.generate(), 1_765_000_000)
     sizes = [1, 2, 3, 7, 8, 9, 16, 31, 32, 33, LEAVES]
     inclusion = [
         {
@@ -128,18 +134,19 @@ def _run(gocheck: Path, case: dict[str, Any], tmp_path: Path) -> subprocess.Comp
 
 
 @pytest.mark.parametrize(
-    ("origin", "extensions", "rotated"),
+    ("origin", "extensions", "rotated", "cosigned"),
     [
-        (ORIGIN, (), False),
-        ("村.example/台帳", ("exténsion line",), False),  # Unicode key name and origin
-        (ORIGIN, (), True),  # key rotation: Go trusts only the new key and ignores the old signature
+        (ORIGIN, (), False, False),
+        ("村.example/台帳", ("exténsion line",), False, False),  # Unicode key name and origin
+        (ORIGIN, (), True, False),  # key rotation: Go trusts only the new key and ignores the old signature
+        (ORIGIN, (), False, True),  # a township's cosignature after the log's signature
     ],
-    ids=["ascii", "unicode-with-extension", "rotated-key"],
+    ids=["ascii", "unicode-with-extension", "rotated-key", "cosigned"],
 )
 def test_go_verifies_our_checkpoint_and_proofs(
-    gocheck: Path, tmp_path: Path, origin: str, extensions: tuple[str, ...], rotated: bool
+    gocheck: Path, tmp_path: Path, origin: str, extensions: tuple[str, ...], rotated: bool, cosigned: bool
 ) -> None:
-    case = _case(origin, extensions, rotated)
+    case = _case(origin, extensions, rotated, cosigned)
     result = _run(gocheck, case, tmp_path)
     expected = 2 + LEAVES + 1 + len(case["inclusion"]) + len(case["consistency"])
     assert result.returncode == 0, f"Go rejected our data:\n{result.stdout}{result.stderr}"

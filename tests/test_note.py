@@ -533,7 +533,7 @@ def test_a_cosignature_line_is_key_id_timestamp_and_signature_of_the_cosignature
 
 def test_a_cosigner_key_is_a_vkey_of_type_4() -> None:
     text = verifier_key(WITNESS, WITNESS_KEY.public_bytes, ALG_COSIGNATURE_V1)
-    assert b64decode(text.split("+")[2])[0] == 0x04
+    assert b64decode(text.split("+", 2)[2])[0] == 0x04
     assert parse_verifier_key(text) == COSIGNER
     assert parse_verifier_key(text).is_cosigner and not parse_verifier_key(
         verifier_key(WITNESS, WITNESS_KEY.public_bytes)).is_cosigner

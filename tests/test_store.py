@@ -52,8 +52,8 @@ from ledger.errors import (
 from ledger.note import Checkpoint, open_checkpoint, verify_tlog_proof
 from ledger.verify import Report, verify_bundle
 from storage import Appended, StorageError, Store, make_engine
+from storage.derived import DERIVED_TABLES
 from storage.migrate import alembic_config, upgrade
-from storage.models import DERIVED_TABLES
 
 LOG_TABLES = ("entries", "tree_nodes", "checkpoints")
 SETUP_SIZE = 17  # genesis and the 16 entries of Kit.setup_entries()

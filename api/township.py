@@ -1,0 +1,85 @@
+"""The township node: the township's witness of its villages' logs (C2SP tlog-witness), its own process over its
+own database. ``gunicorn 'api.township:create_app()'``; set up with ``villageledger township init`` and
+``villageledger township add-log``.
+
+Configuration (``api.settings``): ``DATABASE_URL`` (its own database, SQLite or PostgreSQL, migrated by
+``villageledger db upgrade``), ``WITNESS_NAME`` (the cosigner's key name, e.g. ``witness.qingfeng-town.gov.cn``),
+``WITNESS_KEY_PASSPHRASE`` (the passphrase of ``witness.key`` in the instance folder).
+
+Paths (the witness's submission and monitoring prefix is ``/witness``):
+- ``POST /witness/add-checkpoint``: a log asks for a cosignature; 200 with the cosignature line, or the spec's
+  400/403/404/409/422 (409 answers the size last cosigned, ``text/x.tlog.size``; the others an RFC 9457
+  problem), 503 if the witness's clock went back;
+- ``GET /witness/<sha256 of origin, hex>/checkpoint``: the latest checkpoint it cosigned of that log;
+- ``GET /witness/healthz``: ``ok``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, request
+
+from keys import load_private_key
+from ledger.witness import WitnessRefusal
+from storage.db import database_url, make_engine
+from storage.witness import Witness, witness_key_passphrase, witness_key_path
+
+from . import guards, problems
+from .problems import Problem
+from .settings import configured_app
+
+bp = Blueprint("witness", __name__, url_prefix="/witness")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The township node's app factory: configuration, the witness, its paths and the error handlers."""
+    app = configured_app(__name__, {
+        "MAX_CONTENT_LENGTH": 64 * 1024,  # a checkpoint note and 63 proof lines
+    }, {
+        "DATABASE_URL": database_url,
+        "WITNESS_KEY_PASSPHRASE": witness_key_passphrase,
+    }, config)
+    if not app.config.get("WITNESS_NAME"):
+        raise ValueError("WITNESS_NAME is not set: the name of the witness's key (villageledger township init)")
+    key = load_private_key(witness_key_path(), app.config["WITNESS_KEY_PASSPHRASE"].encode())
+    app.extensions["villageledger.witness"] = Witness(make_engine(app.config["DATABASE_URL"]),
+                                                      name=app.config["WITNESS_NAME"], key=key)
+    app.register_blueprint(bp)
+    guards.init_app(app)
+    problems.init_app(app)
+    app.register_error_handler(WitnessRefusal, _refused)
+    return app
+
+
+def witness() -> Witness:
+    return current_app.extensions["villageledger.witness"]  # type: ignore[no-any-return]
+
+
+@bp.post("/add-checkpoint")
+def add_checkpoint() -> Response:
+    """C2SP tlog-witness add-checkpoint: the cosignature line of the submitted checkpoint."""
+    return Response(witness().add_checkpoint(request.get_data()), mimetype="text/plain")
+
+
+@bp.get("/<string(length=64):hashed_origin>/checkpoint")
+def latest_checkpoint(hashed_origin: str) -> Response:
+    """The latest checkpoint this witness cosigned of the log, with the log's signatures and the cosignature."""
+    response = Response(witness().checkpoint(hashed_origin), mimetype="text/plain")
+    response.headers["Cache-Control"] = "public, max-age=5"
+    return response
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """``ok`` while the witness serves."""
+    return Response("ok\n", mimetype="text/plain")
+
+
+def _refused(refusal: WitnessRefusal) -> Response:
+    if refusal.status == 409:
+        return Response(f"{refusal.cosigned_size}\n", status=409, content_type="text/x.tlog.size")
+    titles = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 422: "Unprocessable Content",
+              503: "Service Unavailable"}
+    return Problem(refusal.status, "witness-refused", titles[refusal.status], str(refusal)).response()

@@ -1,0 +1,130 @@
+"""The township's witness (C2SP tlog-witness) over its own database: for each village log it knows, the keys
+it trusts and the latest checkpoint it cosigned.
+
+Invariants:
+- the witness cosigns a checkpoint of a log only if it is consistent with every checkpoint it cosigned of
+  that log before (``ledger.witness.judge`` against the stored latest one), and the check and the new latest
+  checkpoint are one transaction under the log's row lock: two requests never both pass against one state;
+- a cosignature's time is the witness's clock, never earlier than its previous cosignature of the log (a
+  clock that went back is refused with 503, not signed);
+- a request refused as inconsistent (422) is kept, as received, in ``witness_evidence``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from keys import ALG_COSIGNATURE_V1, SigningKey, parse_verifier_key, verifier_key
+from ledger.entries import utc_now
+from ledger.note import cosign_note
+from ledger.witness import Witnessed, WitnessRefusal, judge, parse_add_checkpoint
+
+from . import models as m
+from .db import instance_path, instance_secret, read_session, write_session
+from .errors import NotFound
+
+
+def origin_hash(origin: str) -> str:
+    """The monitoring path's name for a log: SHA-256 of its origin, lowercase hex."""
+    return hashlib.sha256(origin.encode("utf-8")).hexdigest()
+
+
+WITNESS_KEY_FILE = "witness.key"
+
+
+def witness_key_path() -> Path:
+    """Where ``villageledger township init`` keeps the witness's key, encrypted: the instance folder."""
+    return instance_path() / WITNESS_KEY_FILE
+
+
+def witness_key_passphrase() -> str:
+    return instance_secret("witness-key-passphrase")
+
+
+def add_log(engine: Engine, origin: str, log_keys: Sequence[str]) -> None:
+    """Witness the log ``origin`` signed by any of ``log_keys`` (verifier keys). For a log already known,
+    replaces its keys (a log key rotation) and keeps the checkpoint cosigned. Raises EncodingError for a key
+    that does not parse, ValueError for no key or a key named other than ``origin``."""
+    verifiers = [parse_verifier_key(text) for text in log_keys]
+    if not verifiers or any(v.name != origin or v.is_cosigner for v in verifiers):
+        raise ValueError(f"a log's keys are note keys named after its origin {origin!r}")
+    with write_session(engine) as session:
+        row = session.get(m.WitnessedLog, origin) or m.WitnessedLog(origin=origin, origin_hash=origin_hash(origin),
+                                                                     log_keys="")
+        row.log_keys = "\n".join(log_keys)
+        session.add(row)
+        session.commit()
+
+
+class Witness:
+    """The witness named ``name`` cosigning with ``key``; ``clock`` gives POSIX seconds."""
+
+    def __init__(self, engine: Engine, *, name: str, key: SigningKey, clock: Callable[[], float] = time.time) -> None:
+        self.engine, self.name, self.key, self.clock = engine, name, key, clock
+        self.vkey = verifier_key(name, key.public_bytes, ALG_COSIGNATURE_V1)  # what logs and phones trust
+
+    def add_checkpoint(self, body: bytes) -> str:
+        """The ``add-checkpoint`` call: the cosignature line for the checkpoint in ``body``, after checking it
+        and persisting it as the log's latest, atomically. Raises WitnessRefusal with the spec's status."""
+        request = parse_add_checkpoint(body)
+        with write_session(self.engine) as session:
+            row = session.get(m.WitnessedLog, request.origin, with_for_update=True)
+            try:
+                checkpoint = judge(request, _witnessed(row))
+            except WitnessRefusal as refusal:
+                if refusal.status == 422:
+                    self._keep_evidence(session, request.origin, body.decode("utf-8"), refusal)
+                raise
+            assert row is not None, "judge refuses an unknown log"
+            now = int(self.clock())
+            if now < row.cosigned_at:
+                raise WitnessRefusal(503, f"the witness's clock reads {now}, before its last cosignature "
+                                          f"({row.cosigned_at}) of this log")
+            line = cosign_note(checkpoint.text(), self.name, self.key, now)
+            row.size, row.root, row.cosigned_at = checkpoint.size, checkpoint.root_hash, now
+            row.note = request.note + line
+            session.add(row)
+            session.commit()
+            return line
+
+    @staticmethod
+    def _keep_evidence(session: Session, origin: str, request: str, refusal: WitnessRefusal) -> None:
+        """Commit the refused request as received (the caller's transaction ends with it: nothing else was
+        written in it)."""
+        session.add(m.WitnessEvidence(origin=origin, received=utc_now(), status=refusal.status, reason=str(refusal),
+                                      request=request))
+        session.commit()
+
+    def evidence(self, origin: str) -> list[m.WitnessEvidence]:
+        """The refused requests kept for ``origin``, oldest first."""
+        with read_session(self.engine) as session:
+            query = select(m.WitnessEvidence).where(m.WitnessEvidence.origin == origin)  # type: ignore[arg-type]
+            return list(session.execute(query.order_by(m.WitnessEvidence.id)).scalars())  # type: ignore[arg-type]
+
+    def checkpoint(self, hashed_origin: str) -> str:
+        """The latest checkpoint cosigned for the log whose origin hashes to ``hashed_origin``, with the log's
+        signatures and the cosignature. Raises NotFound if it knows no such log or never cosigned one."""
+        with read_session(self.engine) as session:
+            note = session.execute(select(m.WitnessedLog.note).where(  # type: ignore[call-overload]
+                m.WitnessedLog.origin_hash == hashed_origin)).scalar_one_or_none()
+        if note is None:
+            raise NotFound(f"this witness has cosigned no checkpoint of a log whose origin hashes to {hashed_origin}")
+        return str(note)
+
+    def logs(self) -> list[m.WitnessedLog]:
+        """Every log the witness knows, by origin."""
+        with read_session(self.engine) as session:
+            return list(session.execute(select(m.WitnessedLog).order_by(m.WitnessedLog.origin)).scalars())
+
+
+def _witnessed(row: m.WitnessedLog | None) -> Witnessed | None:
+    if row is None:
+        return None
+    keys = tuple(parse_verifier_key(text) for text in row.log_keys.split("\n"))
+    return Witnessed(row.origin, keys, row.size, row.root)
