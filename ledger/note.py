@@ -155,9 +155,10 @@ def open_note(note: str, verifiers: Sequence[NoteVerifier]) -> Note:
       2. Split it at its last blank line into text and signature block; the block ends with a newline.
       3. Parse each signature line (at most 100): em dash, space, valid key name, space, base64 of
          key ID and signature.
-      4. Ignore signatures by keys not in ``verifiers``; verify every one by a trusted key, and reject
-         the note if any fails.
-      5. Require at least one verified signature.
+      4. Ignore signatures by keys not in ``verifiers``; verify every one by a trusted key (a cosigner's as a
+         timestamped cosignature), and reject the note if any fails.
+      5. Require at least one verified signature by a trusted key that is not a cosigner's: a witness
+         vouches for what a log signed, never instead of it.
 
     Raises CheckpointError saying which step failed (and, for step 5, which keys signed and which are
     trusted). Raises ValueError if two different ``verifiers`` share a name and key ID.
@@ -204,6 +205,8 @@ def open_note(note: str, verifiers: Sequence[NoteVerifier]) -> Note:
         if verifier.is_cosigner:
             cosigned_at[name] = max(cosigned_at.get(name, 0), cosignature_time(signature))
     # (5)
+    if verified and set(verified) <= cosigned_at.keys():
+        raise CheckpointError(f"no signature by a trusted log key: the note is only cosigned, by {', '.join(verified)}")
     if not verified:
         signed_by = ", ".join(untrusted)
         known = ", ".join(f"{name}+{key_id.hex()}" for name, key_id in trusted) or "none"

@@ -96,7 +96,8 @@ def request_cosignature(store: Store, slug: str, witness: WitnessEndpoint) -> in
                              status=status)
     # (3)
     try:
-        cosigned_at = open_note(note + answer, [witness.key]).cosigned_at[witness.key.name]
+        log_keys = [parse_verifier_key(text) for text in store.verifier_keys(slug)]
+        cosigned_at = open_note(note + answer, [*log_keys, witness.key]).cosigned_at[witness.key.name]
     except (CheckpointError, KeyError) as exc:
         raise CosigningError(f"witness {witness.key.name} answered no valid cosignature: {answer[:300]!r}") from exc
     line = next(line for line in answer.splitlines(keepends=True) if line.startswith(f"\u2014 {witness.key.name} "))

@@ -368,6 +368,11 @@ class WitnessedLog(SQLModel, table=True):
     root: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     note: str | None = None  # the checkpoint as cosigned: the log's signature lines and the witness's
     cosigned_at: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    # Monitoring: the village's slug and the prefix its tiles are served under (C2SP tlog-tiles); with them the
+    # witness mirrors the log and replays it before cosigning. ``problem``: why it last refused, naming the entry.
+    village: str | None = Field(default=None, max_length=40)
+    tiles_url: str | None = Field(default=None, max_length=500)
+    problem: str | None = None
 
 
 class WitnessEvidence(SQLModel, table=True):

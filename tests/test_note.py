@@ -588,3 +588,9 @@ def test_our_cosignatures_verify_with_aics_tlog() -> None:
     other = NoteVerifier.from_public_key("other.example/w", public, ALG_COSIGNATURE_V1)
     assert open_note(note + their_line, [log, other]).cosigned_at == {"other.example/w": 1_765_000_001}, (
         "and we open theirs")
+
+
+def test_a_note_only_cosigned_is_refused_a_witness_vouches_for_a_log_never_instead_of_it() -> None:
+    cosigned_only = CHECKPOINT.text() + "\n" + cosign_note(CHECKPOINT.text(), WITNESS, WITNESS_KEY, 5)
+    with pytest.raises(CheckpointError, match="no signature by a trusted log key: the note is only cosigned"):
+        open_note(cosigned_only, [COSIGNER])

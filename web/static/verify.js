@@ -5,7 +5,8 @@
 const LEAF_PREFIX = Uint8Array.of(0x00); // RFC 9162 §2.1.1
 const NODE_PREFIX = Uint8Array.of(0x01);
 const HASH_SIZE = 32;
-const ALG_ED25519 = 0x01; // signed-note signature type
+const ALG_ED25519 = 0x01; // signed-note signature type: a log's Ed25519 signature
+const ALG_COSIGNATURE_V1 = 0x04; // a witness's timestamped cosignature (C2SP tlog-cosignature)
 const KEY_ID_SIZE = 4;
 const MAX_SIGNATURES = 100;
 const SIGNATURE_PREFIX = "\u2014 "; // em dash, space
@@ -181,7 +182,8 @@ function keyNameProblem(name) {
   return null;
 }
 
-/** Parse `name+hex(keyId)+base64(0x01 || key)` strictly. Resolves to {name, keyId, publicKey}. */
+/** Parse `name+hex(keyId)+base64(type || key)` strictly: type 0x01, a log's Ed25519 key, or 0x04, a witness's
+ * cosignature/v1 key (C2SP tlog-cosignature). Resolves to {name, keyId, publicKey, algorithm}. */
 export async function parseVerifierKey(text) {
   const first = text.indexOf("+");
   const second = first < 0 ? -1 : text.indexOf("+", first + 1);
@@ -192,8 +194,8 @@ export async function parseVerifierKey(text) {
   if (!/^[0-9a-fA-F]{8}$/.test(hash8)) fail(`verifier key hash ${quote(hash8)} is not 8 hexadecimal digits`);
   const data = b64decode(key64, "verifier key data");
   if (!data.length) fail("verifier key data is empty");
-  if (data[0] !== ALG_ED25519) {
-    fail(`verifier key algorithm 0x${hex(data.slice(0, 1))} is unknown, expected 0x01 (Ed25519)`);
+  if (data[0] !== ALG_ED25519 && data[0] !== ALG_COSIGNATURE_V1) {
+    fail(`verifier key algorithm 0x${hex(data.slice(0, 1))} is unknown, expected 0x01 (Ed25519) or 0x04 (Ed25519 cosignature/v1)`);
   }
   const publicKey = data.slice(1);
   if (publicKey.length !== 32) fail(`verifier key is ${publicKey.length} bytes, expected 32`);
@@ -201,7 +203,18 @@ export async function parseVerifierKey(text) {
   if (hash8.toLowerCase() !== hex(keyId)) {
     fail(`verifier key hash ${hash8} does not match ${hex(keyId)} computed from name and key`);
   }
-  return { name, keyId, publicKey };
+  return { name, keyId, publicKey, algorithm: data[0] };
+}
+
+/** The time (POSIX seconds) of a cosignature/v1 `signature` (timestamp and Ed25519 signature) if it signs note
+ * `text` under `publicKey`; throws an Error saying why not. */
+async function verifyCosignature(publicKey, signature, text) {
+  if (signature.length !== 8 + 64) fail(`cosignature is ${signature.length} bytes, expected 8 + 64`);
+  const time = new DataView(signature.buffer, signature.byteOffset, 8).getBigUint64(0);
+  if (time > MAX_TREE_SIZE) fail(`cosignature time ${time} exceeds 2**63 - 1`);
+  const message = new TextEncoder().encode(`cosignature/v1\ntime ${time}\n${text}`);
+  await verifySignature(publicKey, signature.slice(8), message);
+  return Number(time);
 }
 
 // The signature rule (docs/data-model.md §3.3; keys/_ed25519.py): RFC 8032 verification by WebCrypto, and
@@ -260,7 +273,9 @@ function parseSignatureLine(line, number) {
 }
 
 // Plan: (1) no control characters; (2) split at the last blank line; (3) parse each signature line;
-// (4) ignore untrusted keys, verify the others; (5) require one. Returns the signed text.
+// (4) ignore untrusted keys, verify the others (a witness's as a cosignature); (5) require one by a log key
+// (a witness vouches for what a log signed, never instead of it). Returns the
+// signed text and, for each trusted witness, the time of its cosignature.
 async function openNote(note, verifiers) {
   const trusted = new Map(verifiers.map((v) => [`${v.name}+${hex(v.keyId)}`, v]));
   // (1)
@@ -276,7 +291,7 @@ async function openNote(note, verifiers) {
   const count = lines.length;
   if (count > MAX_SIGNATURES) fail(`malformed note: ${count} signatures, at most ${MAX_SIGNATURES} accepted`);
   const message = new TextEncoder().encode(text);
-  const [verified, untrusted] = [new Set(), new Set()];
+  const [verified, untrusted, cosignedAt] = [new Set(), new Set(), {}];
   for (const [i, line] of lines.entries()) {
     // (3)
     const [name, keyId, signature] = parseSignatureLine(line, i + 1);
@@ -288,18 +303,27 @@ async function openNote(note, verifiers) {
       continue;
     }
     try {
-      await verifySignature(verifier.publicKey, signature, message);
+      if (verifier.algorithm === ALG_COSIGNATURE_V1) {
+        const time = await verifyCosignature(verifier.publicKey, signature, text);
+        cosignedAt[name] = Math.max(cosignedAt[name] ?? 0, time);
+      } else {
+        await verifySignature(verifier.publicKey, signature, message);
+      }
     } catch (exc) {
       fail(`signature ${i + 1} by trusted key ${label} does not verify: ${exc.message}`, exc);
     }
     verified.add(name);
   }
   // (5)
+  const cosigners = Object.keys(cosignedAt);
+  if (verified.size && cosigners.length === verified.size) {
+    fail(`no signature by a trusted log key: the note is only cosigned, by ${[...verified].join(", ")}`);
+  }
   if (!verified.size) {
     const known = [...trusted.keys()].join(", ") || "none";
     fail(`no signature by a trusted key: note is signed by ${[...untrusted].join(", ")}; trusted: ${known}`);
   }
-  return text;
+  return { text, cosignedAt };
 }
 
 function parseCheckpoint(text) {
@@ -319,10 +343,12 @@ function parseCheckpoint(text) {
   return { origin, size: Number(size), rootHash: b64decode(rootText, "malformed checkpoint: root hash", HASH_SIZE) };
 }
 
-/** The checkpoint in `note` signed by `verifierKey` (a key text or array), of `origin` if given. */
+/** The checkpoint in `note` signed by `verifierKey` (a key text or array), of `origin` if given, with
+ * `cosignedAt`: for each trusted witness key among them, the time of its cosignature. */
 export async function openCheckpoint(note, verifierKey, origin) {
   const verifiers = await Promise.all([verifierKey].flat().map(parseVerifierKey));
-  const checkpoint = parseCheckpoint(await openNote(note, verifiers));
+  const { text, cosignedAt } = await openNote(note, verifiers);
+  const checkpoint = { ...parseCheckpoint(text), cosignedAt };
   if (origin != null && checkpoint.origin !== origin) {
     fail(`checkpoint origin is ${quote(checkpoint.origin)}, expected ${quote(String(origin))}`);
   }

@@ -1,5 +1,6 @@
 """witness: the village server's cosignatures (what its township's witness cosigned), and the township node's
-witness memory (witnessed_logs) and evidence of refused checkpoints (witness_evidence)
+witness memory (witnessed_logs, with where to mirror each log from) and evidence of refused checkpoints
+(witness_evidence)
 
 Written by hand. cosignatures and witness_evidence are append-only (triggers, as the log tables);
 witnessed_logs is updated in place, one row per village log, under a row lock.
@@ -41,6 +42,9 @@ def upgrade() -> None:
     sa.Column('root', sa.LargeBinary(), nullable=True),
     sa.Column('note', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.Column('cosigned_at', sa.BigInteger(), nullable=False),
+    sa.Column('village', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=True),
+    sa.Column('tiles_url', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=True),
+    sa.Column('problem', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
     sa.PrimaryKeyConstraint('origin'),
     sa.UniqueConstraint('origin_hash')
     )
