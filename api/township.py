@@ -11,7 +11,9 @@ Paths (the witness's submission and monitoring prefix is ``/witness``):
   400/403/404/409/422 (409 answers the size last cosigned, ``text/x.tlog.size``; the others an RFC 9457
   problem), 503 if the witness's clock went back;
 - ``GET /witness/<sha256 of origin, hex>/checkpoint``: the latest checkpoint it cosigned of that log;
-- ``GET /witness/healthz``: ``ok``.
+- ``GET /witness/healthz``: ``ok``;
+- ``GET /mirror/<village>/log/checkpoint`` and ``/mirror/<village>/log/tile/…``: the township's mirror of a
+  village log it monitors, in the C2SP tlog-tiles layout, as the village serves it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from keys import load_private_key
+from ledger.errors import EncodingError
+from ledger.tiles import parse_tile_path
 from ledger.witness import WitnessRefusal
+from storage import NotFound
 from storage.db import database_url, make_engine
 from storage.witness import Witness, witness_key_passphrase, witness_key_path
 
@@ -31,6 +36,7 @@ from .problems import Problem
 from .settings import configured_app
 
 bp = Blueprint("witness", __name__, url_prefix="/witness")
+mirror = Blueprint("mirror", __name__, url_prefix="/mirror")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -47,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["villageledger.witness"] = Witness(make_engine(app.config["DATABASE_URL"]),
                                                       name=app.config["WITNESS_NAME"], key=key)
     app.register_blueprint(bp)
+    app.register_blueprint(mirror)
     guards.init_app(app)
     problems.init_app(app)
     app.register_error_handler(WitnessRefusal, _refused)
@@ -68,6 +75,32 @@ def latest_checkpoint(hashed_origin: str) -> Response:
     """The latest checkpoint this witness cosigned of the log, with the log's signatures and the cosignature."""
     response = Response(witness().checkpoint(hashed_origin), mimetype="text/plain")
     response.headers["Cache-Control"] = "public, max-age=5"
+    return response
+
+
+@mirror.get("/<village>/log/checkpoint")
+def mirrored_checkpoint(village: str) -> Response:
+    """The latest checkpoint of the township's mirror of the village (the village's own signed note)."""
+    mirroring = witness().mirroring
+    if mirroring is None:
+        raise NotFound("this township node keeps no mirrors")
+    response = Response(mirroring.proofs.latest_checkpoint(village), mimetype="text/plain")
+    response.headers["Cache-Control"] = "public, max-age=5"
+    return response
+
+
+@mirror.get("/<village>/log/tile/<path:path>")
+def mirrored_tile(village: str, path: str) -> Response:
+    """The mirror in the C2SP tlog-tiles layout, as the village serves it: the log outlives its server."""
+    mirroring = witness().mirroring
+    if mirroring is None:
+        raise NotFound("this township node keeps no mirrors")
+    try:
+        wanted = parse_tile_path(f"tile/{path}")
+    except EncodingError as exc:
+        raise NotFound(str(exc)) from exc
+    response = Response(mirroring.proofs.tile(village, wanted), mimetype="application/octet-stream")
+    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response
 
 

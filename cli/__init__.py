@@ -398,13 +398,18 @@ def township_init(name: str) -> None:
 @township.command("add-log")
 @click.argument("origin")
 @click.argument("log_keys", nargs=-1, required=True)
-def township_add_log(origin: str, log_keys: tuple[str, ...]) -> None:
-    """Witness the village log ORIGIN, signed by any of LOG_KEYS (its verifier keys: villageledger log-key)."""
+@click.option("--village", help="The village's slug: with --tiles, the witness mirrors the log and replays it.")
+@click.option("--tiles", "tiles_url", help="Where the village serves its tiles, e.g. https://…/api/v1/villages/demo/log/")
+def township_add_log(origin: str, log_keys: tuple[str, ...], village: str | None, tiles_url: str | None) -> None:
+    """Witness the village log ORIGIN, signed by any of LOG_KEYS (its verifier keys: villageledger log-key); with
+    --village and --tiles, keep a mirror of it and cosign only checkpoints whose entries keep the ledger's rules."""
     from storage.witness import add_log
 
+    if bool(village) != bool(tiles_url):
+        _fail("--village and --tiles go together")
     with _store() as store:
-        _guard(lambda: add_log(store.engine, origin, log_keys))
-    click.echo(f"witnessing {origin}")
+        _guard(lambda: add_log(store.engine, origin, log_keys, village=village, tiles_url=tiles_url))
+    click.echo(f"witnessing {origin}" + (f", mirroring {village} from {tiles_url}" if village else ""))
 
 
 def _guard(action: Any) -> Any:

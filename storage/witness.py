@@ -15,19 +15,23 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
 from keys import ALG_COSIGNATURE_V1, SigningKey, parse_verifier_key, verifier_key
-from ledger.entries import utc_now
-from ledger.note import cosign_note
+from ledger.entries import format_time, utc_now
+from ledger.errors import LedgerError
+from ledger.note import Checkpoint, cosign_note
 from ledger.witness import Witnessed, WitnessRefusal, judge, parse_add_checkpoint
 
 from . import models as m
 from .db import instance_path, instance_secret, read_session, write_session
 from .errors import NotFound
+from .mirroring import Mirroring, MirrorUnreachable, fetch_leaves
+from .store import CLOCK_SKEW
 
 
 def origin_hash(origin: str) -> str:
@@ -47,10 +51,12 @@ def witness_key_passphrase() -> str:
     return instance_secret("witness-key-passphrase")
 
 
-def add_log(engine: Engine, origin: str, log_keys: Sequence[str]) -> None:
-    """Witness the log ``origin`` signed by any of ``log_keys`` (verifier keys). For a log already known,
-    replaces its keys (a log key rotation) and keeps the checkpoint cosigned. Raises EncodingError for a key
-    that does not parse, ValueError for no key or a key named other than ``origin``."""
+def add_log(engine: Engine, origin: str, log_keys: Sequence[str], *, village: str | None = None,
+            tiles_url: str | None = None) -> None:
+    """Witness the log ``origin`` signed by any of ``log_keys`` (verifier keys); with ``village`` (its slug) and
+    ``tiles_url`` (the prefix of its tiles, ending in ``/``), also mirror and monitor it. For a log already
+    known, replaces its keys (a log key rotation) and keeps the checkpoint cosigned. Raises EncodingError for a
+    key that does not parse, ValueError for no key or a key named other than ``origin``."""
     verifiers = [parse_verifier_key(text) for text in log_keys]
     if not verifiers or any(v.name != origin or v.is_cosigner for v in verifiers):
         raise ValueError(f"a log's keys are note keys named after its origin {origin!r}")
@@ -58,6 +64,8 @@ def add_log(engine: Engine, origin: str, log_keys: Sequence[str]) -> None:
         row = session.get(m.WitnessedLog, origin) or m.WitnessedLog(origin=origin, origin_hash=origin_hash(origin),
                                                                      log_keys="")
         row.log_keys = "\n".join(log_keys)
+        if village and tiles_url:
+            row.village, row.tiles_url = village, tiles_url if tiles_url.endswith("/") else tiles_url + "/"
         session.add(row)
         session.commit()
 
@@ -65,9 +73,11 @@ def add_log(engine: Engine, origin: str, log_keys: Sequence[str]) -> None:
 class Witness:
     """The witness named ``name`` cosigning with ``key``; ``clock`` gives POSIX seconds."""
 
-    def __init__(self, engine: Engine, *, name: str, key: SigningKey, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engine: Engine, *, name: str, key: SigningKey, clock: Callable[[], float] = time.time,
+                 monitor: bool = True) -> None:
         self.engine, self.name, self.key, self.clock = engine, name, key, clock
         self.vkey = verifier_key(name, key.public_bytes, ALG_COSIGNATURE_V1)  # what logs and phones trust
+        self.mirroring = Mirroring(engine) if monitor else None
 
     def add_checkpoint(self, body: bytes) -> str:
         """The ``add-checkpoint`` call: the cosignature line for the checkpoint in ``body``, after checking it
@@ -86,12 +96,44 @@ class Witness:
             if now < row.cosigned_at:
                 raise WitnessRefusal(503, f"the witness's clock reads {now}, before its last cosignature "
                                           f"({row.cosigned_at}) of this log")
+            if self.mirroring is not None and row.village and row.tiles_url:
+                self._monitor(session, row, checkpoint, request.note, body.decode("utf-8"), now)
             line = cosign_note(checkpoint.text(), self.name, self.key, now)
-            row.size, row.root, row.cosigned_at = checkpoint.size, checkpoint.root_hash, now
+            row.size, row.root, row.cosigned_at, row.problem = checkpoint.size, checkpoint.root_hash, now, None
             row.note = request.note + line
             session.add(row)
             session.commit()
             return line
+
+    def _monitor(self, session: Session, row: m.WitnessedLog, checkpoint: Checkpoint, note: str, request: str,
+                 now: int) -> None:
+        """Before cosigning: bring the mirror of the log up to ``checkpoint``, replaying every new entry with the
+        ledger's rules, each dated after the last cosignature (less the skew a server's clock may have) and not
+        after now (plus it). Raises WitnessRefusal: 503 if the log cannot be read, 422 if it breaks a rule (then
+        the refusal is the log's public ``problem`` and the request is kept as evidence)."""
+        assert self.mirroring is not None and row.village and row.tiles_url
+        start = self.mirroring.size(session, row.village)
+        try:
+            if start > checkpoint.size:
+                self.mirroring.require_root(session, row.village, checkpoint)
+            elif start < checkpoint.size:
+                leaves = fetch_leaves(row.tiles_url, start, checkpoint.size, checkpoint.size)
+                not_before = format_time(datetime.fromtimestamp(row.cosigned_at, UTC) - CLOCK_SKEW) if row.cosigned_at else ""
+                not_after = format_time(datetime.fromtimestamp(now, UTC) + CLOCK_SKEW)
+                log_keys = [parse_verifier_key(text) for text in row.log_keys.split("\n")]
+                self.mirroring.extend(session, row.village, row.origin, log_keys, leaves, note,
+                                      not_before=not_before, not_after=not_after)
+        except MirrorUnreachable as exc:
+            raise WitnessRefusal(503, f"the log cannot be mirrored to be checked: {exc}") from exc
+        except LedgerError as exc:
+            refusal = WitnessRefusal(422, f"the log breaks the ledger's rules: {exc}")
+            session.rollback()  # nothing of the mirror's extension; then the problem and the evidence
+            refused = session.get(m.WitnessedLog, row.origin, with_for_update=True)
+            assert refused is not None
+            refused.problem = str(exc)
+            session.add(refused)
+            self._keep_evidence(session, row.origin, request, refusal)
+            raise refusal from exc
 
     @staticmethod
     def _keep_evidence(session: Session, origin: str, request: str, refusal: WitnessRefusal) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,14 +19,16 @@ from click.testing import CliRunner
 from kit import StoredVillage
 from servers import BIN, Server, eventually, free_port, no_control_socket
 from sqlalchemy import Engine
+from tamper import append_without_the_rules
 
 from cli import main
 from keys import ALG_COSIGNATURE_V1, NoteVerifier, SigningKey, parse_verifier_key
 from ledger import merkle
 from ledger.canonical import b64decode, b64encode
 from ledger.note import Checkpoint, open_note, parse_tlog_proof, sign_checkpoint
+from ledger.tiles import Tile
 from ledger.witness import WitnessRefusal
-from storage import NotFound
+from storage import NotFound, Store, make_engine
 from storage.cosigning import CosigningError, WitnessEndpoint, parse_witnesses, request_cosignature
 from storage.witness import Witness, add_log, origin_hash
 
@@ -217,24 +220,27 @@ def township(make_database: Callable[[str], str], tmp_path: Path) -> Iterator[Ca
         server.kill()
 
 
-def _register(server: Server, village: StoredVillage) -> None:
-    """What the township's operator does for a new village: ``villageledger township add-log``."""
-    environment = {**server.environment}
+def _register(server: Server, village: StoredVillage, village_url: str | None = None) -> None:
+    """What the township's operator does for a new village: ``villageledger township add-log``, with where
+    the village serves its tiles if ``village_url`` is given (then the township mirrors and monitors it)."""
+    mirror = ["--village", village.slug, "--tiles", f"{village_url}/api/v1/villages/{village.slug}/log/"]
     subprocess.run([str(BIN / "villageledger"), "township", "add-log", village.kit.origin,
-                    *village.store.verifier_keys(village.slug)], env=environment, capture_output=True, text=True,
-                   timeout=120, check=True)
+                    *village.store.verifier_keys(village.slug), *(mirror if village_url else [])],
+                   env=server.environment, capture_output=True, text=True, timeout=120, check=True)
 
 
 @pytest.mark.slow
 def test_a_village_server_gets_its_checkpoints_cosigned_by_the_township_node(
-        township: Callable[[], tuple[Server, str]], village: StoredVillage, client: Any, database_url: str) -> None:
+        township: Callable[[], tuple[Server, str]], village: StoredVillage, client: Any, database_url: str,
+        live_server: str) -> None:
     """The township node runs as its own process on its own database; the village server posts its latest
-    checkpoint, then a larger one with a consistency proof, and serves the cosigned checkpoint."""
+    checkpoint, then a larger one with a consistency proof, and serves the cosigned checkpoint; the township
+    mirrors the log over the village's tiles and serves the same tiles."""
     server, vkey = township()
     endpoint = WitnessEndpoint(f"{server.url}/witness", parse_verifier_key(vkey))
     with pytest.raises(CosigningError, match="refused the checkpoint .* \\(404\\)"):
         request_cosignature(village.store, village.slug, endpoint)
-    _register(server, village)
+    _register(server, village, live_server)
     assert request_cosignature(village.store, village.slug, endpoint) == village.size()
     village.grow(village.size() + 30)
     cosigned = CliRunner().invoke(main, ["cosign"], env={"VILLAGELEDGER_WITNESSES": f"{endpoint.url} {vkey}",
@@ -246,6 +252,9 @@ def test_a_village_server_gets_its_checkpoints_cosigned_by_the_township_node(
     assert opened.text.split("\n")[1] == str(village.size())
     monitored = urllib_get(f"{server.url}/witness/{origin_hash(village.kit.origin)}/checkpoint")
     assert open_note(monitored, [*village.trusted(), parse_verifier_key(vkey)]).cosigned_at == opened.cosigned_at
+    size = village.size()
+    mirrored = urllib_bytes(f"{server.url}/mirror/{village.slug}/log/tile/entries/000.p/{size}")
+    assert mirrored == urllib_bytes(f"{live_server}/api/v1/villages/{village.slug}/log/tile/entries/000.p/{size}")
     receipt = parse_tlog_proof(village.store.tlog_proof(village.slug, 3))
     assert WITNESS in open_note(receipt.checkpoint, [*village.trusted(), parse_verifier_key(vkey)]).cosigned_at, (
         "receipts carry it")
@@ -255,10 +264,13 @@ def test_a_village_server_gets_its_checkpoints_cosigned_by_the_township_node(
         "an entry no cosigned checkpoint holds yet is proved against the latest, uncosigned")
 
 
-def urllib_get(url: str) -> str:
-    import urllib.request
+def urllib_bytes(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=10) as response:
-        return str(response.read().decode())
+        return bytes(response.read())
+
+
+def urllib_get(url: str) -> str:
+    return urllib_bytes(url).decode()
 
 
 @pytest.fixture
@@ -330,3 +342,75 @@ def test_a_second_witness_written_by_others_cosigns_the_same_log(
     ours_key = parse_verifier_key(ours)
     assert cosign.verify_cosignature(line.signature, WITNESS, ours_key.public, checkpoint[0], int(checkpoint[1]),
                                      b64decode(checkpoint[2]))
+
+
+# The township monitors: it mirrors each village log over its tiles and replays it before cosigning ----------
+
+
+def _add_checkpoint_body(village: StoredVillage, old: int) -> bytes:
+    """What ``request_cosignature`` posts: the latest checkpoint, with the proof from ``old``."""
+    store, slug = village.store, village.slug
+    size, note = store.size(slug), store.latest_checkpoint(slug)
+    proof = store.consistency_proof(slug, old, size) if 0 < old < size else []
+    return ("".join(f"{line}\n" for line in [f"old {old}", *map(b64encode, proof)]) + "\n" + note).encode()
+
+
+@pytest.fixture
+def monitoring(make_database: Callable[[str], str], village: StoredVillage, live_server: str) -> Iterator[Witness]:
+    """A township witness on its own database that mirrors and monitors the test village, read over HTTP."""
+    township_engine = make_engine(make_database("township"))
+    add_log(township_engine, village.kit.origin, village.store.verifier_keys(village.slug), village=village.slug,
+            tiles_url=f"{live_server}/api/v1/villages/{village.slug}/log/")
+    yield Witness(township_engine, name=WITNESS, key=SigningKey.generate())
+    township_engine.dispose()
+
+
+def test_the_township_mirrors_the_log_it_cosigns_and_a_lost_village_is_restored_from_it(
+        monitoring: Witness, village: StoredVillage, make_database: Callable[[str], str], tmp_path: Path) -> None:
+    village.grow(300)  # a full entry bundle and a partial one
+    monitoring.add_checkpoint(_add_checkpoint_body(village, 0))
+    village.grow(340)
+    monitoring.add_checkpoint(_add_checkpoint_body(village, 300))
+    assert monitoring.logs()[0].problem is None
+    mirror = Store(monitoring.engine, log_key_passphrase=b"unused: a mirror never signs")
+    assert mirror.size(village.slug) == 340
+    assert [mirror.leaf(village.slug, i) for i in range(340)] == [village.store.leaf(village.slug, i) for i in range(340)]
+    assert mirror.tile(village.slug, Tile(0, 1, 84)) == village.store.tile(village.slug, Tile(0, 1, 84))
+    bundle = tmp_path / "from-the-township.vlbundle"
+    bundle.write_bytes(b"".join(mirror.export(village.slug)))
+    engine = make_engine(make_database("restored"))
+    try:
+        restored = Store(engine, log_key_passphrase=b"a new server")
+        report = restored.restore(bundle, village.trusted())
+        assert (report.size, restored.state(village.slug).balances) == (340, village.store.state(village.slug).balances)
+    finally:
+        engine.dispose()
+
+
+def test_the_township_refuses_to_cosign_a_log_that_breaks_a_rule_and_says_which_entry(
+        monitoring: Witness, village: StoredVillage) -> None:
+    """An operator with the database and the log key appends an award signed by a supervisor (who may not
+    award), with a checkpoint signed by the village's key: consistent, so a witness that only checks
+    consistency would cosign it. The township replays it, refuses, names the entry, and keeps nothing of it."""
+    monitoring.add_checkpoint(_add_checkpoint_body(village, 0))
+    cosigned = village.size()
+    append_without_the_rules(village.store, village.slug, village.kit.award("h1", 5, by="supervisor"))
+    refused = _refused(monitoring, _add_checkpoint_body(village, cosigned))
+    assert refused.status == 422
+    assert f"entry {cosigned} (points.award)" in str(refused) and "may not sign points.award" in str(refused)
+    [row] = monitoring.logs()
+    assert (row.size, row.problem) == (cosigned, str(refused).removeprefix("the log breaks the ledger's rules: "))
+    assert len(monitoring.evidence(village.kit.origin)) == 1
+    assert Store(monitoring.engine, log_key_passphrase=b"x").size(village.slug) == cosigned, "the mirror kept none"
+
+
+def test_the_township_refuses_an_entry_dated_after_its_cosignature_time(monitoring: Witness,
+                                                                         village: StoredVillage) -> None:
+    """The committee cannot choose the dates of its entries: one dated an hour ahead of the witness's clock
+    (appended behind the server's own clock check) is refused."""
+    monitoring.add_checkpoint(_add_checkpoint_body(village, 0))
+    cosigned = village.size()
+    village.kit.clock.advance(hours=1)
+    append_without_the_rules(village.store, village.slug, village.kit.award("h1", 5))
+    refused = _refused(monitoring, _add_checkpoint_body(village, cosigned))
+    assert refused.status == 422 and f"entry {cosigned} (points.award): it is dated" in str(refused)
