@@ -28,7 +28,7 @@ PROTECTED_DAYS = 90
 def filers_since(session: Session, village_id: int, since: str) -> dict[str, str]:
     """Households that filed under their own name at or after ``since``: household -> latest filing time."""
     filers: dict[str, str] = {}
-    for household, filed in filers_of(session, village_id, since=since):
+    for household, filed, _ in filers_of(session, village_id, since=since):
         filers[household] = max(filers.get(household, ""), filed)
     return filers
 
@@ -78,9 +78,9 @@ class ProtectedDeduction:
 def protected_deductions(session: Session, village_id: int, state: State) -> list[ProtectedDeduction]:
     """Every deduction from a household that had filed within PROTECTED_DAYS before it, newest first (for
     the supervision committee's desk)."""
-    filings: dict[str, list[str]] = {}
-    for household, filed in filers_of(session, village_id, since=""):
-        filings.setdefault(household, []).append(filed)
+    filings: dict[str, list[tuple[str, int]]] = {}
+    for household, filed, filed_at in filers_of(session, village_id, since=""):
+        filings.setdefault(household, []).append((filed, filed_at))
     if not filings:
         return []
     query = select(m.EntryRow.entry_id, m.EntryRow.idx, m.EntryRow.time, m.EntryRow.household, m.EntryRow.amount,  # type: ignore[call-overload]
@@ -90,17 +90,20 @@ def protected_deductions(session: Session, village_id: int, state: State) -> lis
     ).order_by(m.EntryRow.idx.desc())  # type: ignore[attr-defined]
     found = []
     for entry_id, index, time, household, amount, leaf in session.execute(query):
-        window = [f for f in filings[household] if f <= time and parse_time(time) - parse_time(f) <= timedelta(days=PROTECTED_DAYS)]
+        # After the filing in the log (times have whole seconds: a deduction of the same second may be before it).
+        window = [filed for filed, filed_at in filings[household]
+                  if filed_at < index and parse_time(time) - parse_time(filed) <= timedelta(days=PROTECTED_DAYS)]
         if window:
             entry = decode_leaf(bytes(leaf))
             found.append(ProtectedDeduction(entry_id, index, time, household, amount, _supervisor_cosigned(state, entry)))
     return found
 
 
-def filers_of(session: Session, village_id: int, *, since: str) -> list[tuple[str, str]]:
-    """(household, time filed) of every complaint or appeal filed under a household's own name since ``since``."""
-    query = select(m.ComplaintRow.content, m.CaseRow.filed).join(  # type: ignore[call-overload]
+def filers_of(session: Session, village_id: int, *, since: str) -> list[tuple[str, str, int]]:
+    """(household, time filed, index of the receipt) of every complaint or appeal filed under a household's own
+    name since ``since``."""
+    query = select(m.ComplaintRow.content, m.CaseRow.filed, m.CaseRow.filed_at).join(  # type: ignore[call-overload]
         m.CaseRow, (m.CaseRow.village_id == m.ComplaintRow.village_id) & (m.CaseRow.receipt == m.ComplaintRow.receipt)
     ).where(m.ComplaintRow.village_id == village_id, m.CaseRow.filed >= since)
-    return [(content["household"], filed) for content, filed in session.execute(query)
+    return [(content["household"], filed, filed_at) for content, filed, filed_at in session.execute(query)
             if isinstance(content.get("household"), str) and not content.get("anonymous")]

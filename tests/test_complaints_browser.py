@@ -143,7 +143,9 @@ def test_the_supervisors_see_every_deduction_from_a_household_that_spoke_up(
     village.append(village.kit.sign("points.deduct", deduction, cosigner="supervisor"))  # alone, it is refused
     sign_in(desktop, live_server, village.slug, key_file("supervisor"))
     desktop.wait_for_selector("#protected-section:not([hidden]) #protected li")
-    (item,) = desktop.locator("#protected li").all_inner_texts()
+    items = desktop.locator("#protected li").all_inner_texts()
+    assert len(items) == 1, items
+    (item,) = items
     assert "h2" in item and "扣 5 分" in item and "村监会成员已共同签名" in item
     screenshot(desktop, "desk-protected-deductions", request)
     sign_in(phone, live_server, village.slug, key_file("secretary"))
