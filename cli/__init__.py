@@ -51,32 +51,41 @@ def main() -> None:
 
 @main.command()
 @click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--log-key", "log_keys", multiple=True, required=True,
+@click.option("--log-key", "log_keys", multiple=True,
               help="The village's note verifier key (name+hash+key), obtained out of band. Repeat for rotated keys.")
+@click.option("--policy", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A C2SP tlog-policy: the logs and witnesses to trust, and the quorum of cosignatures required.")
 @click.option("--checkpoint", "known", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A signed checkpoint you kept earlier; the bundle must be consistent with it.")
 @click.option("--workers", type=int, default=None, help="Processes checking signatures (default: every core).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def verify(bundle: Path, log_keys: tuple[str, ...], known: tuple[Path, ...], workers: int | None, quiet: bool) -> None:
-    """Verify an export BUNDLE trusting nothing but the given log keys.
+def verify(bundle: Path, log_keys: tuple[str, ...], policy: Path | None, known: tuple[Path, ...], workers: int | None,
+           quiet: bool) -> None:
+    """Verify an export BUNDLE trusting nothing but the given log keys (and a policy's logs and witnesses).
 
     Checks every signature and authorisation, recomputes the Merkle root at every signed checkpoint,
-    and recomputes every balance. Exits non-zero naming the first bad entry.
+    and recomputes every balance; with --policy, also that the quorum of witnesses cosigned the last
+    checkpoint and that no entry is dated after a cosignature covering it. Exits non-zero naming the first
+    bad entry.
     """
     from tqdm import tqdm
 
     from ledger.note import open_checkpoint
+    from ledger.policy import parse_policy
     from ledger.verify import verify_bundle
 
     try:
-        trusted = [keys.parse_verifier_key(k) for k in log_keys]
+        trusting = parse_policy(policy.read_bytes()) if policy else None
+        trusted = [keys.parse_verifier_key(k) for k in log_keys] + list(trusting.logs if trusting else ())
+        if not trusted:
+            raise LedgerError("give the log's key (--log-key) or a policy that lists the log (--policy)")
         kept = [open_checkpoint(path.read_text(encoding="utf-8"), trusted) for path in known]
     except LedgerError as exc:
         _fail(str(exc))
         return
     with bundle.open("rb") as lines, tqdm(unit=" entries", disable=quiet, file=sys.stderr) as bar:
         try:
-            report = verify_bundle(lines, trusted, known=kept, workers=workers, progress=bar.update)
+            report = verify_bundle(lines, trusted, known=kept, policy=trusting, workers=workers, progress=bar.update)
         except VerificationError as exc:
             bar.close()
             _fail(str(exc))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from keys import NoteVerifier, parse_verifier_key
 
-from .errors import CheckpointError, EncodingError, LedgerError
+from .errors import EncodingError, LedgerError
 from .note import Checkpoint, open_note, parse_checkpoint
 
 NONE = "none"
@@ -52,14 +52,20 @@ class Policy:
         group = self.groups[name]
         return sum(self.witnessed(member, cosigners) for member in group.members) >= group.threshold
 
-    def open_checkpoint(self, note: str, log_keys: Sequence[NoteVerifier] = ()) -> tuple[Checkpoint, dict[str, int]]:
-        """The checkpoint in ``note`` and the time of each cosignature the quorum counted, if a listed log (or
-        one of ``log_keys``: a policy may leave the logs to the context) signed it and the quorum cosigned it.
-        Raises CheckpointError for a note that does not open, PolicyError for a quorum not met."""
+    def quorum_met(self, cosigners: frozenset[str]) -> bool:
+        """Whether the policy's witnesses whose key names are ``cosigners`` make its quorum."""
+        return self.witnessed(self.quorum, cosigners)
+
+    def open_checkpoint(self, note: str, log_keys: Sequence[NoteVerifier] = (), *,
+                        require_quorum: bool = True) -> tuple[Checkpoint, dict[str, int]]:
+        """The checkpoint in ``note`` and the time of each of the policy's witnesses' cosignatures on it, if a
+        listed log (or one of ``log_keys``: a policy may leave the logs to the context) signed it and, unless
+        not ``require_quorum``, the quorum cosigned it. Raises CheckpointError for a note that does not open
+        (a cosignature by a listed witness that does not verify included), PolicyError for a quorum not met."""
         opened = open_note(note, [*self.logs, *log_keys, *self.witnesses.values()])
         checkpoint = parse_checkpoint(opened.text)
         cosigners = frozenset(opened.cosigned_at)
-        if not self.witnessed(self.quorum, cosigners):
+        if require_quorum and not self.quorum_met(cosigners):
             have = ", ".join(sorted(cosigners)) or "no witness"
             raise PolicyError(f"the checkpoint of {checkpoint.size} is cosigned by {have}: not the quorum {self.quorum!r}")
         return checkpoint, dict(opened.cosigned_at)
@@ -140,11 +146,3 @@ class _Builder:
                 raise PolicyError(f"group {name!r}: threshold {threshold!r} is not all, any or 1..{len(members)}")
             count = int(threshold)
         self.groups[name] = Group(count, tuple(members))
-
-
-def open_with_policy(note: str, policy: Policy, log_keys: Sequence[NoteVerifier] = ()) -> Checkpoint:
-    """``policy.open_checkpoint`` without the times, raising CheckpointError for either failure."""
-    try:
-        return policy.open_checkpoint(note, log_keys)[0]
-    except PolicyError as exc:
-        raise CheckpointError(str(exc)) from exc

@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from keys import NoteVerifier
@@ -35,12 +36,13 @@ from keys import NoteVerifier
 from . import merkle
 from .bundle import FORMAT
 from .canonical import b64encode, parse_json
-from .entries import Entry, check_signatures, decode_leaf
+from .entries import Entry, check_signatures, decode_leaf, format_time
 from .errors import LedgerError, VerificationError
 from .kinds import KINDS
 from .note import Checkpoint, open_checkpoint
+from .policy import Policy
 from .signatures import SignatureJob, first_bad_signature
-from .state import State, apply, check_accounts_balance
+from .state import ORDER_SKEW, State, apply, check_accounts_balance
 
 TASK = 256  # entries whose signatures one worker task checks
 AHEAD = 4  # tasks in flight per worker before this process waits for the oldest
@@ -67,9 +69,12 @@ class Report:
 class _Auditor:
     """Steps (3)-(5); fed checked entries and other bundle lines strictly in bundle order."""
 
-    def __init__(self, trusted: Sequence[NoteVerifier], known: Sequence[Checkpoint]) -> None:
+    def __init__(self, trusted: Sequence[NoteVerifier], known: Sequence[Checkpoint], policy: Policy | None = None) -> None:
         self.trusted = trusted
         self.known = {cp.size: cp for cp in known}
+        self.policy = policy
+        self.latest_time = ""  # the latest entry time so far: every later cosignature's time bounds it
+        self.witnessed_size = 0  # the largest checkpoint the policy's quorum cosigned
         self.state = State()
         self.tree = merkle.CompactRange()
         self.village = ""
@@ -106,6 +111,7 @@ class _Auditor:
         except LedgerError as exc:
             raise VerificationError(f"entry {index} ({entry.kind}) refused: {exc}", index=index, kind=entry.kind) from exc
         self.tree.add(leaf_hash)
+        self.latest_time = max(self.latest_time, entry.time)
         self.attachments.update(KINDS[entry.kind].file_hashes(entry.body))
         genesis = self.state.village
         if index == 0 and genesis and (genesis.origin, genesis.slug) != (self.origin, self.village):
@@ -126,6 +132,8 @@ class _Auditor:
             raise VerificationError(f"a checkpoint appears after the bundle footer (at {size} entries)", index=size)
         try:
             checkpoint = open_checkpoint(note, self.trusted, origin=self.origin)
+            if self.policy is not None:
+                self._witnessed(note, size)
         except LedgerError as exc:
             raise VerificationError(f"checkpoint after {size} entries: {exc}", index=size) from exc
         if checkpoint.size != size:
@@ -135,6 +143,20 @@ class _Auditor:
         self._compare(checkpoint, "signed checkpoint")
         self.checkpoints += 1
         self.last_checkpoint_size = size
+
+    def _witnessed(self, note: str, size: int) -> None:
+        """With a policy: the policy's witnesses' cosignatures on the checkpoint verify, each dated no earlier than
+        every entry it covers (less the clock skew a server may have), and whether the quorum cosigned it."""
+        assert self.policy is not None
+        cosigned_at = self.policy.open_checkpoint(note, self.trusted, require_quorum=False)[1]
+        for witness, time in sorted(cosigned_at.items()):
+            if self.latest_time and format_time(datetime.fromtimestamp(time, UTC) + ORDER_SKEW) < self.latest_time:
+                raise VerificationError(
+                    f"an entry before it is dated {self.latest_time}, after {witness} cosigned it "
+                    f"({format_time(datetime.fromtimestamp(time, UTC))}): an entry's date was chosen, not given",
+                    index=size)
+        if self.policy.quorum_met(frozenset(cosigned_at)):
+            self.witnessed_size = size
 
     def _compare(self, checkpoint: Checkpoint, what: str) -> None:
         root = self.tree.root()
@@ -183,6 +205,10 @@ class _Auditor:
                 f"entries {max(self.last_checkpoint_size, 0)}..{size - 1} are not covered by a signed checkpoint",
                 index=max(self.last_checkpoint_size, 0),
             )
+        if self.policy is not None and self.witnessed_size != size:
+            raise VerificationError(
+                f"entries {self.witnessed_size}..{size - 1} are not covered by a checkpoint the policy's quorum "
+                f"({self.policy.quorum}) cosigned", index=self.witnessed_size)
         try:
             check_accounts_balance(self.state)
         except LedgerError as exc:
@@ -302,20 +328,24 @@ def verify_bundle(
     trusted: Sequence[NoteVerifier],
     *,
     known: Sequence[Checkpoint] = (),
+    policy: Policy | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Report:
     """Verify a whole bundle (an iterable of its lines). Returns a Report or raises VerificationError.
 
     ``trusted``: the log's note verifier keys, obtained out of band (any of them may sign a checkpoint,
-    so checkpoints from before a log-key rotation stay verifiable). ``workers``: processes checking
-    signatures (default: every core; 0 checks in this process).
+    so checkpoints from before a log-key rotation stay verifiable), with the logs a ``policy`` lists. With a
+    ``policy`` (C2SP tlog-policy) the last checkpoint must carry its quorum of witnesses' cosignatures, and no
+    cosignature may be dated before an entry it covers. ``workers``: processes checking signatures (default:
+    every core; 0 checks in this process).
     """
+    trusted = [*trusted, *(policy.logs if policy else ())]
     if not trusted:
         raise VerificationError("no trusted log key given")
     workers = os.cpu_count() or 1 if workers is None else workers
     if workers == 0:
-        return _verify(lines, _Auditor(trusted, known), _InProcess(), progress)
+        return _verify(lines, _Auditor(trusted, known, policy), _InProcess(), progress)
     context = multiprocessing.get_context("forkserver")
     # The fork server imports the workers' module once, so each worker starts as a fork with it imported
     # (importing keys costs a worker ~85 ms of CPU, a tenth of checking 5,000 entries on two cores).
@@ -323,7 +353,7 @@ def verify_bundle(
     context.set_forkserver_preload(["__main__", "ledger.signatures"])
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
     try:
-        return _verify(lines, _Auditor(trusted, known), _InWorkers(pool, workers), progress)
+        return _verify(lines, _Auditor(trusted, known, policy), _InWorkers(pool, workers), progress)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -49,7 +49,11 @@ class Audit:
             checkpoints = session.execute(
                 select(m.CheckpointRow.size, m.CheckpointRow.note).where(m.CheckpointRow.village_id == village.id).order_by(m.CheckpointRow.size)  # type: ignore[call-overload]
             ).all()
-            pending = iter(checkpoints)
+            cosignatures: dict[int, str] = {}
+            for size, line in session.execute(select(m.CosignatureRow.size, m.CosignatureRow.line).where(  # type: ignore[call-overload]
+                    m.CosignatureRow.village_id == village.id).order_by(m.CosignatureRow.witness)):
+                cosignatures[size] = cosignatures.get(size, "") + line
+            pending = iter([(size, note + cosignatures.get(size, "")) for size, note in checkpoints])
             upcoming = next(pending, None)
             attachments: set[str] = set()
             size = 0

@@ -232,7 +232,7 @@ def _register(server: Server, village: StoredVillage, village_url: str | None = 
 @pytest.mark.slow
 def test_a_village_server_gets_its_checkpoints_cosigned_by_the_township_node(
         township: Callable[[], tuple[Server, str]], village: StoredVillage, client: Any, database_url: str,
-        live_server: str) -> None:
+        live_server: str, tmp_path: Path) -> None:
     """The township node runs as its own process on its own database; the village server posts its latest
     checkpoint, then a larger one with a consistency proof, and serves the cosigned checkpoint; the township
     mirrors the log over the village's tiles and serves the same tiles."""
@@ -253,6 +253,12 @@ def test_a_village_server_gets_its_checkpoints_cosigned_by_the_township_node(
     monitored = urllib_get(f"{server.url}/witness/{origin_hash(village.kit.origin)}/checkpoint")
     assert open_note(monitored, [*village.trusted(), parse_verifier_key(vkey)]).cosigned_at == opened.cosigned_at
     size = village.size()
+    exported, policy = tmp_path / "export.vlbundle", tmp_path / "township.policy"
+    exported.write_bytes(b"".join(village.store.export(village.slug)))
+    policy.write_text(f"# the township's witness\nwitness township {vkey}\nquorum township\n")
+    audited = CliRunner().invoke(main, ["verify", str(exported), "--policy", str(policy), "--quiet", "--workers", "0",
+                                        *(f"--log-key={key}" for key in village.store.verifier_keys(village.slug))])
+    assert audited.exit_code == 0 and f"{size} entries verified" in audited.output, audited.output
     mirrored = urllib_bytes(f"{server.url}/mirror/{village.slug}/log/tile/entries/000.p/{size}")
     assert mirrored == urllib_bytes(f"{live_server}/api/v1/villages/{village.slug}/log/tile/entries/000.p/{size}")
     receipt = parse_tlog_proof(village.store.tlog_proof(village.slug, 3))

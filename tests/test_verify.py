@@ -10,17 +10,19 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from kit import EVIDENCE, Kit, MemoryLedger
 
-from keys import NoteVerifier, SigningKey, verifier_key
+from keys import ALG_COSIGNATURE_V1, NoteVerifier, SigningKey, verifier_key
 from ledger import bundle, merkle, verify
 from ledger.entries import Entry, household_commitment
 from ledger.errors import VerificationError
 from ledger.kinds import KINDS
-from ledger.note import Checkpoint, open_checkpoint, sign_checkpoint
+from ledger.note import Checkpoint, cosign_note, open_checkpoint, sign_checkpoint
+from ledger.policy import parse_policy
 from ledger.state import State, apply
 from ledger.verify import Report, verify_bundle
 
@@ -648,3 +650,60 @@ def test_a_bundle_in_which_the_server_logged_an_overstep_is_refused(
     entries = [*ledger.entries, entry]
     index = len(entries) - 1
     refused(make_bundle(entries, balances={}), trusted, rf"^entry {index} \({re.escape(entry.kind)}\) refused: rule 2", index)
+
+
+# With a policy (C2SP tlog-policy): the township's witness must have cosigned ----------------------------
+
+WITNESS_KEY = SigningKey.generate()
+POLICY_TEXT = (f"witness township {verifier_key('township.example/w', WITNESS_KEY.public_bytes, ALG_COSIGNATURE_V1)}\n"
+               "quorum township\n").encode()
+POLICY = parse_policy(POLICY_TEXT)  # the logs left to the context: the auditor's --log-key
+
+
+def _cosigning(log_key: Signer, *, at: Callable[[Checkpoint], int] | None, sizes: set[int] | None = None) -> Sign:
+    """Checkpoints signed by the log key and, at ``sizes`` (all if None), cosigned by the township at ``at``."""
+    def sign(checkpoint: Checkpoint) -> str:
+        note = sign_checkpoint(checkpoint, [log_key])
+        if at is None or (sizes is not None and checkpoint.size not in sizes):
+            return note
+        return note + cosign_note(checkpoint.text(), "township.example/w", WITNESS_KEY, at(checkpoint))
+    return sign
+
+
+def _now() -> int:
+    return int(datetime.now(UTC).timestamp())
+
+
+def test_with_a_policy_a_bundle_whose_last_checkpoint_the_quorum_cosigned_verifies(
+        honest: list[bytes], ledger: MemoryLedger, make_bundle: Callable[..., list[bytes]], log_key: Signer,
+        trusted: list[NoteVerifier]) -> None:
+    lines = make_bundle(ledger.entries, sign=_cosigning(log_key, at=lambda _: _now() + 60, sizes={40}))
+    assert verify_bundle(lines, trusted, policy=POLICY, workers=0).size == 40
+    with_the_log = f"log {verifier_key(log_key[0], log_key[1].public_bytes)}\n".encode() + POLICY_TEXT
+    assert verify_bundle(lines, [], policy=parse_policy(with_the_log), workers=0).size == 40, "or the policy's log"
+
+
+def test_with_a_policy_entries_no_cosigned_checkpoint_covers_fail(
+        ledger: MemoryLedger, make_bundle: Callable[..., list[bytes]], log_key: Signer, trusted: list[NoteVerifier]) -> None:
+    lines = make_bundle(ledger.entries, sign=_cosigning(log_key, at=lambda _: _now() + 60, sizes={32}))
+    with pytest.raises(VerificationError, match="entries 32..39 are not covered by a checkpoint the policy's quorum"):
+        verify_bundle(lines, trusted, policy=POLICY, workers=0)
+    assert verify_bundle(lines, trusted, workers=0).size == 40, "without a policy, cosignatures are not required"
+
+
+def test_with_a_policy_an_entry_dated_after_the_cosignature_that_covers_it_fails(
+        ledger: MemoryLedger, make_bundle: Callable[..., list[bytes]], log_key: Signer, trusted: list[NoteVerifier]) -> None:
+    """The committee cannot choose its entries' dates: the township's cosignature, an hour before them, says
+    when they existed at the latest."""
+    lines = make_bundle(ledger.entries, sign=_cosigning(log_key, at=lambda _: _now() - 3600, sizes={40}))
+    with pytest.raises(VerificationError, match="an entry before it is dated .*, after township.example/w cosigned it"):
+        verify_bundle(lines, trusted, policy=POLICY, workers=0)
+
+
+def test_with_a_policy_a_bad_cosignature_by_a_listed_witness_fails(
+        ledger: MemoryLedger, make_bundle: Callable[..., list[bytes]], log_key: Signer, trusted: list[NoteVerifier]) -> None:
+    def forged(checkpoint: Checkpoint) -> str:
+        honest = _cosigning(log_key, at=lambda _: _now())(checkpoint)
+        return honest[: -10] + ("A" if honest[-10] != "A" else "B") + honest[-9:]
+    with pytest.raises(VerificationError, match="does not verify"):
+        verify_bundle(make_bundle(ledger.entries, sign=forged), trusted, policy=POLICY, workers=0)
