@@ -11,6 +11,8 @@ Paths (the witness's submission and monitoring prefix is ``/witness``):
   400/403/404/409/422 (409 answers the size last cosigned, ``text/x.tlog.size``; the others an RFC 9457
   problem), 503 if the witness's clock went back;
 - ``GET /witness/<sha256 of origin, hex>/checkpoint``: the latest checkpoint it cosigned of that log;
+- ``GET /witness/logs``: every village log it witnesses, the size and time it cosigned last, and why it last
+  refused one (the monitor's finding, naming the entry), in JSON;
 - ``GET /witness/healthz``: ``ok``;
 - ``GET /mirror/<village>/log/checkpoint`` and ``/mirror/<village>/log/tile/…``: the township's mirror of a
   village log it monitors, in the C2SP tlog-tiles layout, as the village serves it.
@@ -21,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app, json, request
 
 from keys import load_private_key
 from ledger.errors import EncodingError
@@ -102,6 +104,16 @@ def mirrored_tile(village: str, path: str) -> Response:
     response = Response(mirroring.proofs.tile(village, wanted), mimetype="application/octet-stream")
     response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
     return response
+
+
+@bp.get("/logs")
+def logs() -> Response:
+    """Every village log the township witnesses, for its staff and the public: its size and time cosigned last
+    (POSIX seconds, 0 if never), whether it is mirrored, and why the witness last refused it (``problem``, naming
+    the entry; null while it keeps the rules)."""
+    listed = [{"origin": row.origin, "village": row.village, "size": row.size, "cosigned_at": row.cosigned_at,
+               "mirrored": bool(row.tiles_url), "problem": row.problem} for row in witness().logs()]
+    return Response(json.dumps({"witness": witness().vkey, "logs": listed}), mimetype="application/json")
 
 
 @bp.get("/healthz")

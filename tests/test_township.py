@@ -5,6 +5,7 @@ second witness."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -250,6 +251,9 @@ def test_a_village_server_gets_its_checkpoints_cosigned_by_the_township_node(
     opened = open_note(served, [*village.trusted(), parse_verifier_key(vkey)])
     assert WITNESS in opened.verified and opened.cosigned_at[WITNESS] > 0
     assert opened.text.split("\n")[1] == str(village.size())
+    [listed] = json.loads(urllib_get(f"{server.url}/witness/logs"))["logs"]
+    assert listed == {"origin": village.kit.origin, "village": village.slug, "size": village.size(),
+                      "cosigned_at": opened.cosigned_at[WITNESS], "mirrored": True, "problem": None}
     monitored = urllib_get(f"{server.url}/witness/{origin_hash(village.kit.origin)}/checkpoint")
     assert open_note(monitored, [*village.trusted(), parse_verifier_key(vkey)]).cosigned_at == opened.cosigned_at
     size = village.size()
