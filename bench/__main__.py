@@ -6,7 +6,8 @@ Plan:
   (3) for SQLite, then PostgreSQL: build the village in 1,000-entry batches with growth points at every
       size; the raw verify + INSERT peers; appends after another process appended; proofs beside
       pymerkle (built once, on the first backend's leaves); door plates and the export (first backend); HTTP;
-  (4) ``verify_bundle`` on the export, with every core and with none;
+  (4) ``verify_bundle`` on the export, with every core and with none; the township's monitor catching up on
+      it and its witness cosigning (``bench.township``);
   (5) write ``<out>/<quick|full>.json`` and ``.md`` and print the Markdown table.
 """
 
@@ -42,6 +43,7 @@ from .http import http_figures
 from .peers import ProofPeers, proof_figures, proof_peers
 from .plates import plate_figures
 from .report import Figure, Report, environment
+from .township import township_figures
 from .verifying import export, verify_figures
 
 FULL_SIZES = [10_000, 100_000, 1_000_000]
@@ -219,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         run.trusted_keys,
         settings.rate_seconds,
     )
+    progress("the township: monitor and witness")
+    attempt(report, "Township", township_figures, report, run.bundle, run.trusted_keys, work, settings.rate_seconds)
     run.bundle.unlink()
     # (5)
     json_path, md_path = report.write(args.out, label)

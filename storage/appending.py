@@ -47,7 +47,7 @@ Clock = Callable[[], datetime]
 
 # The fixed statements of every append: plain SQL, built once (building an ORM statement costs more than
 # running it).
-_STORED_ENTRIES = text(
+STORED_ENTRIES = text(
     "SELECT entry_id, idx, leaf, leaf_hash FROM entries WHERE village_id = :village AND entry_id IN :ids"
 ).bindparams(bindparam("ids", expanding=True))
 _CHECKPOINT_COVERING = text(
@@ -208,7 +208,7 @@ class Appending:
             # (3)
             ids = [entry.id for request in group for entry in request.entries]
             stored = {row.entry_id: row for row in session.connection().execute(
-                _STORED_ENTRIES, {"village": village.id, "ids": ids})}
+                STORED_ENTRIES, {"village": village.id, "ids": ids})}
             state: State | None = None
             accepted: list[tuple[_Request, int]] = []  # (batch, its first index)
             in_group: dict[str, _Request] = {}

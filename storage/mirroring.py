@@ -32,13 +32,13 @@ from ledger.state import Changes, State, apply, check_accounts_balance
 from ledger.tiles import ENTRIES, TILE_WIDTH, Tile, read_entry_bundle
 
 from . import models as m
-from .appending import entry_row, node_rows
+from .appending import STORED_ENTRIES, entry_row, node_rows
 from .db import upsert
 from .derived import derived_rows, insert_derived
 from .errors import StorageError
 from .nodes import NodeCache
 from .proofs import Proofs
-from .states import States
+from .states import DbIndex, States
 from .villages import Villages
 
 TIMEOUT_SECONDS = 30
@@ -108,12 +108,19 @@ class Mirroring:
         # (2)
         village_id, state, tree = self._open(session, slug, origin, log_keys, start)
         # (3)
-        entries, nodes, changes = [], [], Changes()
+        decoded = []
         for index, leaf in enumerate(leaves, start=start):
             try:
-                entry = decode_leaf(leaf)
+                decoded.append(decode_leaf(leaf))
             except LedgerError as exc:
                 raise VerificationError(f"entry {index}: {exc}", index=index) from exc
+        if isinstance(state.index, DbIndex):  # one question for the replay check of every entry, not one each
+            ids = [entry.id for entry in decoded]
+            stored = {row.entry_id for row in session.connection().execute(
+                STORED_ENTRIES, {"village": village_id, "ids": ids})}
+            state.index.absent = frozenset(ids) - stored
+        entries, nodes, changes = [], [], Changes()
+        for index, (leaf, entry) in enumerate(zip(leaves, decoded, strict=True), start=start):
             try:
                 check_signatures(entry)
                 if not not_before <= entry.time <= not_after:
