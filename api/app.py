@@ -37,7 +37,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         "READ_CONCURRENCY": 2,  # reads running at once in a process: see api.admission
         "NODE_CACHE_MB": NODE_CACHE_BYTES >> 20,  # tree node hashes kept per process: see storage.nodes (0: none)
         "CLOCK_SKEW_SECONDS": int(CLOCK_SKEW.total_seconds()),  # how far an entry's time may be from the server's clock
-        "RATELIMIT_STORAGE_URI": "memory://",  # the limits' shared store: redis://127.0.0.1:6379 with several workers
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "WITNESSES": "",  # the township's witnesses: pairs of submission URL and cosigner key (storage.cosigning)  # the limits' shared store: redis://127.0.0.1:6379 with several workers
         "API_SPEC_OPTIONS": {
             "info": {"description": "A signed, append-only, verifiable ledger of village points and public affairs."},
             "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
@@ -49,6 +50,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     }, config)
 
     extensions.init_store(app)
+    extensions.init_witnesses(app)
     extensions.limiter.init_app(app)
     views.init_app(app)
     web.init_app(app)

@@ -17,6 +17,7 @@ from werkzeug.datastructures import CombinedMultiDict
 
 from ledger.canonical import parse_json
 from storage import Store, make_engine
+from storage.cosigning import WitnessEndpoint, parse_witnesses
 
 from .problems import PROBLEM_JSON
 from .schemas.common import Base64Bytes, ProblemSchema
@@ -88,6 +89,16 @@ def init_store(app: Flask) -> None:
         clock=lambda: app.config["CLOCK"]() if app.config.get("CLOCK") else datetime.now(UTC),
         clock_skew=timedelta(seconds=app.config["CLOCK_SKEW_SECONDS"]),
     )
+
+
+def init_witnesses(app: Flask) -> None:
+    """The township witnesses of ``WITNESSES``. Raises ValueError naming the pair that is not one."""
+    app.extensions["villageledger.witnesses"] = parse_witnesses(app.config["WITNESSES"])
+
+
+def witnesses() -> list[WitnessEndpoint]:
+    """The township witnesses this server asks to cosign, whose keys its door plates pin."""
+    return current_app.extensions["villageledger.witnesses"]  # type: ignore[no-any-return]
 
 
 def now() -> datetime:

@@ -274,6 +274,17 @@ def erase(village: str, household: str) -> None:
     click.echo("erased" if erased else "nothing to erase")
 
 
+def _plate_pins() -> list[str]:
+    """The township witnesses the plates pin: those ``VILLAGELEDGER_WITNESSES`` names (none if unset)."""
+    import os
+
+    from storage import plates as door_plates
+    from storage.cosigning import parse_witnesses
+
+    configured = _guard(lambda: parse_witnesses(os.environ.get("VILLAGELEDGER_WITNESSES", "")))
+    return [door_plates.witness_pin(witness.vkey) for witness in configured]
+
+
 _BASE_URL = click.option(
     "--base-url", default=None,
     help="Where the households' pages are served; the QR codes hold BASE_URL/h/<token>. "
@@ -298,7 +309,7 @@ def plates(village: str, output: Path, households: tuple[str, ...], base_url: st
     _guard(lambda: door_plates.plate_url(base_url, "check"))  # a bad URL fails before any token is issued
     with _store() as store:
         sheet = _guard(lambda: door_plates.plate_sheet(store, village, list(households) or None))
-    pages = _guard(lambda: door_plates.write_pdf(sheet, output, base_url=base_url))
+    pages = _guard(lambda: door_plates.write_pdf(sheet, output, base_url=base_url, pins=_plate_pins()))
     click.echo(f"wrote {output} ({len(sheet.plates)} plates on {pages} page{'s' if pages > 1 else ''})")
 
 
@@ -316,7 +327,7 @@ def reissue_plate(village: str, household: str, base_url: str | None) -> None:
     _guard(lambda: door_plates.plate_url(base_url, "check"))
     with _store() as store:
         token = _guard(lambda: door_plates.reissue(store, village, household))
-    click.echo(door_plates.plate_url(base_url, token))
+    click.echo(door_plates.plate_url(base_url, token, _plate_pins()))
 
 
 @main.command("desk-key")

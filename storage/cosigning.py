@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from keys import NoteVerifier, parse_verifier_key
+from keys import NoteVerifier, parse_verifier_key, verifier_key
 from ledger.canonical import b64encode
 from ledger.errors import CheckpointError, EncodingError
 from ledger.note import open_note
@@ -44,6 +44,11 @@ class WitnessEndpoint:
 
     url: str
     key: NoteVerifier
+
+    @property
+    def vkey(self) -> str:
+        """Its verifier key, as text (what a door plate pins, and a phone is given to check against the pin)."""
+        return verifier_key(self.key.name, self.key.public, self.key.algorithm)
 
 
 def parse_witnesses(text: str) -> list[WitnessEndpoint]:

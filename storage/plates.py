@@ -17,7 +17,9 @@ Printing plan (``write_pdf`` over ``plate_sheet``):
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 import multiprocessing
 import os
 import re
@@ -133,12 +135,21 @@ def active(found: tuple[str, str, str | None] | None) -> tuple[str, str]:
     return slug, household
 
 
-def plate_url(base_url: str, token: str) -> str:
-    """``<base_url>/h/<token>``. Requires an absolute http(s) URL without query or fragment."""
+def plate_url(base_url: str, token: str, pins: Sequence[str] = ()) -> str:
+    """``<base_url>/h/<token>``, and ``#w=<pin>,…`` for the township witnesses the phone is to trust (``pins``,
+    see ``witness_pin``): a fragment, which no browser sends to a server. Requires an absolute http(s) URL
+    without query or fragment."""
     parts = urlsplit(base_url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise PlateError(f"the public URL must be http(s)://host[/path] without query or fragment, not {base_url!r}")
-    return f"{base_url.rstrip('/')}/h/{token}"
+    return f"{base_url.rstrip('/')}/h/{token}" + (f"#w={','.join(pins)}" if pins else "")
+
+
+def witness_pin(vkey: str) -> str:
+    """What a door plate pins of a township witness: the first 16 bytes of SHA-256 of its verifier key text,
+    base64url without padding (22 characters). The witness, not the log key: a plate printed before a log-key
+    rotation keeps working, since the witness cosigns only checkpoints of keys the township registered."""
+    return base64.urlsafe_b64encode(hashlib.sha256(vkey.encode()).digest()[:16]).decode().rstrip("=")
 
 
 def public_url() -> str:
@@ -313,16 +324,18 @@ def cjk_font() -> str:
     return FONT_NAME
 
 
-def write_pdf(sheet: PlateSheet, output: Path | BinaryIO, *, base_url: str, workers: int | None = None) -> int:
+def write_pdf(sheet: PlateSheet, output: Path | BinaryIO, *, base_url: str, pins: Sequence[str] = (),
+              workers: int | None = None) -> int:
     """Draw ``sheet`` as A4 pages of ``COLUMNS`` x ``ROWS`` plates into ``output``; returns the page count.
-    Requires at least one plate. ``workers``: processes encoding QR codes (default: every core; 0: here)."""
+    Requires at least one plate. ``pins``: the witnesses the plates pin (``plate_url``). ``workers``: processes
+    encoding QR codes (default: every core; 0: here)."""
     from reportlab.pdfgen.canvas import Canvas
 
     if not sheet.plates:
         raise PlateError("no households to print plates for")
     font = cjk_font()
     # (2)
-    urls = [plate_url(base_url, plate.token) for plate in sheet.plates]
+    urls = [plate_url(base_url, plate.token, pins) for plate in sheet.plates]
     codes = qr_symbols(urls, workers)
     # (3)
     canvas = Canvas(str(output) if isinstance(output, Path) else output, pagesize=(PAGE_WIDTH, PAGE_HEIGHT),

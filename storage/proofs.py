@@ -68,7 +68,7 @@ class Proofs:
         with read_session(self.engine) as session:
             village = self.villages.row(session, slug)
             size, note = self.latest(session, village)
-            return note + _cosignature_lines(session, village.id or 0, size)
+            return note + cosignature_lines(session, village.id or 0, size)
 
     def sign_checkpoint(self, session: Session, village_id: int, origin: str, tree: merkle.CompactRange) -> str:
         """Sign a checkpoint of ``tree`` with the village's active log key and insert it; returns its note."""
@@ -148,7 +148,7 @@ class Proofs:
             if cosigned is not None and index < cosigned:
                 size = cosigned
                 note = session.execute(_CHECKPOINT_OF_SIZE, {"village": village.id, "size": size}).scalar_one()
-                note += _cosignature_lines(session, village.id, size)
+                note += cosignature_lines(session, village.id, size)
             plan = merkle.inclusion_plan(index, size)
             hashes = plan.rehash(self.node_hashes(session, village.id, plan.ids, committed=True))
             return TlogProof(index=index, hashes=tuple(hashes), checkpoint=note).text()
@@ -226,7 +226,7 @@ _NODES_BY_ARRAYS = (  # PostgreSQL: one statement of fixed text, which psycopg p
 )
 
 
-def _cosignature_lines(session: Session, village_id: int, size: int) -> str:
+def cosignature_lines(session: Session, village_id: int, size: int) -> str:
     """The signature lines of every cosignature of the village's checkpoint of ``size`` (C2SP signed-note
     signatures, appended to the log's own)."""
     return "".join(session.connection().execute(_COSIGNATURE_LINES, {"village": village_id, "size": size}).scalars())

@@ -39,6 +39,7 @@ from . import models as m
 from . import plates
 from .db import read_session
 from .errors import NotFound, StorageError
+from .proofs import cosignature_lines
 from .store import Store
 
 
@@ -270,7 +271,8 @@ def household_page(store: Store, plate: str, query: EntryFilter) -> HouseholdPag
         slug, household_id = plates.active(None if door is None else (door.slug, door.household_id, door.revoked))
         village = store.village_row(session, slug)
         assert village.id is not None and door is not None
-        size, note, newest = int(door.size), str(door.note), door.newest
+        size, newest = int(door.size), door.newest
+        note = str(door.note) + cosignature_lines(session, village.id, size)
         store.saw_signed_size(village.id, size)
         if door.HouseholdRow is None:
             raise _unknown_household(slug, household_id)

@@ -32,6 +32,7 @@ import importlib.util
 import os
 import shutil
 import sqlite3
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -210,11 +211,17 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture
-def app(database_url: str, village: StoredVillage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+def app_config(database_url: str, village: StoredVillage) -> dict[str, Any]:
+    """The app's configuration in the tests (a test module may override this fixture to add to it)."""
+    return {"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
+            "LOG_KEY_PASSPHRASE": "test-passphrase", "CLOCK": village.kit.clock}
+
+
+@pytest.fixture
+def app(app_config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
     """The API on the test village's database (its own engine, disposed after the test)."""
     monkeypatch.setenv("VILLAGELEDGER_INSTANCE_PATH", str(tmp_path / "instance"))
-    app = create_app({"TESTING": True, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret",
-                      "LOG_KEY_PASSPHRASE": "test-passphrase", "CLOCK": village.kit.clock})
+    app = create_app(app_config)
     yield app
     app.extensions["villageledger.store"].engine.dispose()
 
@@ -285,6 +292,37 @@ def serve(
         return servers[-1]
 
     yield make
+    for server in servers:
+        server.kill()
+
+
+TOWNSHIP_WITNESS = "witness.qingfeng-town.example"  # the township node's witness name in the tests
+
+
+@pytest.fixture
+def township(make_database: Callable[[str], str], tmp_path: Path) -> Iterator[Callable[[], tuple[Server, str]]]:
+    """``township()``: a township node (gunicorn 'api.township:create_app()') on its own database, set up with
+    ``villageledger township init``, started; returns the server and its cosigner key."""
+    servers: list[Server] = []
+
+    def start() -> tuple[Server, str]:
+        environment = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "VILLAGELEDGER_DATABASE_URL": make_database("township"),
+            "VILLAGELEDGER_INSTANCE_PATH": str(tmp_path / "township-instance"),
+            "VILLAGELEDGER_WITNESS_NAME": TOWNSHIP_WITNESS,
+            "VILLAGELEDGER_WITNESS_KEY_PASSPHRASE": "township test passphrase",
+        }
+        made = subprocess.run([str(BIN / "villageledger"), "township", "init", "--name", TOWNSHIP_WITNESS],
+                              env=environment, capture_output=True, text=True, timeout=120, check=True)
+        port = free_port()
+        command = [str(BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", *no_control_socket(),
+                   "api.township:create_app()"]
+        servers.append(Server(command, environment=environment, port=port, slug="", log=tmp_path / "township.log",
+                              before_start=lambda: None, ready_path="/witness/healthz").start())
+        return servers[-1], made.stdout.strip()
+
+    yield start
     for server in servers:
         server.kill()
 

@@ -16,8 +16,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from kit import StoredVillage
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -158,3 +162,12 @@ class TemporaryRedis:
         assert self.process is not None
         self.process.terminate()
         self.process.wait(timeout=30)
+
+
+def register_with_township(server: Server, village: StoredVillage, village_url: str | None = None) -> None:
+    """What the township's operator does for a new village: ``villageledger township add-log``, with where
+    the village serves its tiles if ``village_url`` is given (then the township mirrors and monitors it)."""
+    mirror = ["--village", village.slug, "--tiles", f"{village_url}/api/v1/villages/{village.slug}/log/"]
+    subprocess.run([str(BIN / "villageledger"), "township", "add-log", village.kit.origin,
+                    *village.store.verifier_keys(village.slug), *(mirror if village_url else [])],
+                   env=server.environment, capture_output=True, text=True, timeout=120, check=True)

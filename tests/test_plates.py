@@ -10,6 +10,7 @@ font (fonts-wqy-microhei) they skip, except under CI, where they fail.
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import shutil
 import subprocess
@@ -29,6 +30,7 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+import keys
 from cli import main
 from storage import NotFound, Store, plates
 from storage import models as m
@@ -160,6 +162,25 @@ def test_the_url_is_the_public_base_and_the_token() -> None:
     for bad in ("cun.example.cn", "ftp://cun.example.cn", "https://cun.example.cn/?a=1", "https://x/#top", "https://"):
         with pytest.raises(plates.PlateError, match="the public URL must be http"):
             plates.plate_url(bad, "tok")
+
+
+def test_a_plate_pins_the_township_witness_in_its_fragment() -> None:
+    """The fragment is never sent to a server; the pin is 16 bytes of SHA-256 of the witness's key text."""
+    vkey = "witness.town.example+0a1b2c3d+BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+    pin = plates.witness_pin(vkey)
+    assert pin == base64.urlsafe_b64encode(hashlib.sha256(vkey.encode()).digest()[:16]).decode().rstrip("=")
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", pin)
+    assert plates.plate_url(BASE, "tok", [pin]) == f"{BASE}/h/tok#w={pin}"
+    assert plates.plate_url(BASE, "tok", [pin, "second"]) == f"{BASE}/h/tok#w={pin},second"
+
+
+def test_reissue_plate_pins_the_witnesses_the_server_is_configured_with(
+    runner: CliRunner, village: StoredVillage, cli_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vkey = keys.verifier_key("witness.town.example", keys.SigningKey.generate().public_bytes, keys.ALG_COSIGNATURE_V1)
+    monkeypatch.setenv("VILLAGELEDGER_WITNESSES", f"https://town.example/witness {vkey}")
+    result = run(runner, "reissue-plate", village.slug, "h3", "--base-url", BASE)
+    assert result.exit_code == 0 and result.stdout.endswith(f"#w={plates.witness_pin(vkey)}\n"), result.stdout
 
 
 def test_the_public_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

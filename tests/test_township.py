@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from ci import missing_tool
 from click.testing import CliRunner
+from conftest import TOWNSHIP_WITNESS as WITNESS
 from kit import StoredVillage
-from servers import BIN, Server, eventually, free_port, no_control_socket
+from servers import BIN, Server, eventually, free_port, register_with_township
 from sqlalchemy import Engine
 from tamper import append_without_the_rules
 
@@ -33,7 +34,6 @@ from storage import NotFound, Store, make_engine
 from storage.cosigning import CosigningError, WitnessEndpoint, parse_witnesses, request_cosignature
 from storage.witness import Witness, add_log, origin_hash
 
-WITNESS = "witness.qingfeng-town.example"
 ORIGIN = "village.example/fork-test"
 
 
@@ -193,43 +193,6 @@ def test_witnesses_are_configured_as_pairs_of_url_and_cosigner_key() -> None:
             parse_witnesses(bad)
 
 
-@pytest.fixture
-def township(make_database: Callable[[str], str], tmp_path: Path) -> Iterator[Callable[[], tuple[Server, str]]]:
-    """``township()``: a township node (gunicorn 'api.township:create_app()') on its own database, set up with
-    ``villageledger township init``, started; returns the server and its cosigner key."""
-    servers: list[Server] = []
-
-    def start() -> tuple[Server, str]:
-        environment = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "VILLAGELEDGER_DATABASE_URL": make_database("township"),
-            "VILLAGELEDGER_INSTANCE_PATH": str(tmp_path / "township-instance"),
-            "VILLAGELEDGER_WITNESS_NAME": WITNESS,
-            "VILLAGELEDGER_WITNESS_KEY_PASSPHRASE": "township test passphrase",
-        }
-        made = subprocess.run([str(BIN / "villageledger"), "township", "init", "--name", WITNESS], env=environment,
-                              capture_output=True, text=True, timeout=120, check=True)
-        port = free_port()
-        command = [str(BIN / "gunicorn"), "--workers", "2", "--bind", f"127.0.0.1:{port}", *no_control_socket(),
-                   "api.township:create_app()"]
-        servers.append(Server(command, environment=environment, port=port, slug="", log=tmp_path / "township.log",
-                              before_start=lambda: None, ready_path="/witness/healthz").start())
-        return servers[-1], made.stdout.strip()
-
-    yield start
-    for server in servers:
-        server.kill()
-
-
-def _register(server: Server, village: StoredVillage, village_url: str | None = None) -> None:
-    """What the township's operator does for a new village: ``villageledger township add-log``, with where
-    the village serves its tiles if ``village_url`` is given (then the township mirrors and monitors it)."""
-    mirror = ["--village", village.slug, "--tiles", f"{village_url}/api/v1/villages/{village.slug}/log/"]
-    subprocess.run([str(BIN / "villageledger"), "township", "add-log", village.kit.origin,
-                    *village.store.verifier_keys(village.slug), *(mirror if village_url else [])],
-                   env=server.environment, capture_output=True, text=True, timeout=120, check=True)
-
-
 @pytest.mark.slow
 def test_a_village_server_gets_its_checkpoints_cosigned_by_the_township_node(
         township: Callable[[], tuple[Server, str]], village: StoredVillage, client: Any, database_url: str,
@@ -241,7 +204,7 @@ def test_a_village_server_gets_its_checkpoints_cosigned_by_the_township_node(
     endpoint = WitnessEndpoint(f"{server.url}/witness", parse_verifier_key(vkey))
     with pytest.raises(CosigningError, match="refused the checkpoint .* \\(404\\)"):
         request_cosignature(village.store, village.slug, endpoint)
-    _register(server, village, live_server)
+    register_with_township(server, village, live_server)
     assert request_cosignature(village.store, village.slug, endpoint) == village.size()
     village.grow(village.size() + 30)
     cosigned = CliRunner().invoke(main, ["cosign"], env={"VILLAGELEDGER_WITNESSES": f"{endpoint.url} {vkey}",
@@ -334,7 +297,7 @@ def test_a_second_witness_written_by_others_cosigns_the_same_log(
     from aics_tlog import cosign, note  # type: ignore[import-not-found, unused-ignore]
 
     server, ours = township()
-    _register(server, village)
+    register_with_township(server, village)
     url, theirs = aics_witness(village)
     witnesses = [WitnessEndpoint(f"{server.url}/witness", parse_verifier_key(ours)),
                  WitnessEndpoint(url, parse_verifier_key(theirs))]

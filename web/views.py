@@ -13,7 +13,7 @@ from flask import Blueprint, Response, render_template, request
 from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
-from api.extensions import store
+from api.extensions import store, witnesses
 from ledger.canonical import b64encode
 from ledger.entries import leaf_body
 from ledger.state import household_account
@@ -121,7 +121,8 @@ def household_by_plate(token: str) -> Any:
     return render_template(
         "household.html", village=page.village, state=page.state, household=page.household, entries=entries,
         chart=chart, ledger_names=words.ledgers, token=token, older=page.rows[-1].idx if len(page.rows) == PAGE else None,
-        proof_context=json.dumps({"checkpoint": page.note, "key": page.log_key, "origin": page.village.origin}),
+        proof_context=json.dumps({"checkpoint": page.note, "key": page.log_key, "origin": page.village.origin,
+                                  "village": page.village.slug, "witnesses": [w.vkey for w in witnesses()]}),
     )
 
 

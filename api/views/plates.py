@@ -10,7 +10,7 @@ from flask import Response, current_app
 from storage import plates
 
 from ..auth import Caller, require_caller
-from ..extensions import Blueprint, store
+from ..extensions import Blueprint, store, witnesses
 from ..problems import Problem
 from ..schemas.common import BINARY
 from ..schemas.plates import PlatesQuery, Reissued
@@ -31,6 +31,11 @@ def _base_url() -> str:
     return str(current_app.config.get("PUBLIC_URL") or plates.public_url()).rstrip("/")
 
 
+def _pins() -> list[str]:
+    """The township witnesses the plates pin (``WITNESSES``)."""
+    return [plates.witness_pin(witness.vkey) for witness in witnesses()]
+
+
 @blp.route("/<village>/plates.pdf")
 @blp.arguments(PlatesQuery, location="query")
 @blp.response(200, BINARY, content_type="application/pdf",
@@ -41,7 +46,7 @@ def print_plates(query: dict[str, Any], village: str) -> Response:
     _committee(village)
     sheet = plates.plate_sheet(store(), village, query.get("household"))
     pdf = io.BytesIO()
-    plates.write_pdf(sheet, pdf, base_url=_base_url(), workers=0)
+    plates.write_pdf(sheet, pdf, base_url=_base_url(), pins=_pins(), workers=0)
     return Response(pdf.getvalue(), mimetype="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{village}-plates.pdf"'})
 
@@ -53,4 +58,4 @@ def reissue_plate(village: str, household: str) -> dict[str, str]:
     """Replace a lost or damaged plate: the new URL works at once, the old one says it was replaced."""
     _committee(village)
     token = plates.reissue(store(), village, household)
-    return {"household": household, "url": plates.plate_url(_base_url(), token)}
+    return {"household": household, "url": plates.plate_url(_base_url(), token, _pins())}
