@@ -5,6 +5,7 @@ tests/test_interop_go.py."""
 from __future__ import annotations
 
 import pytest
+from ci import missing_tool
 from flask.testing import FlaskClient
 from hypothesis import given
 from hypothesis import strategies as st
@@ -157,3 +158,36 @@ def test_a_path_that_is_not_a_canonical_tile_is_not_found(client: FlaskClient, g
     response = _get(client, grown, "tile/0/2")
     assert response.status_code == 404
     assert "is not a tile path" in response.json["detail"]
+
+
+def test_tlog_scales_reads_our_tiles_and_proves_what_our_api_proves(grown: StoredVillage, live_server: str) -> None:
+    """tlog-scales (PyPI), a C2SP tlog-tiles client we did not write, reads a village's log over HTTP: the root
+    it computes from the tiles is the checkpoint's, and its proofs and entries are our API's."""
+    try:
+        from tlog_scales.backend import HttpBackend
+        from tlog_scales.reader import TilesReader
+    except ImportError:
+        missing_tool("tlog-scales interop", "tlog-scales is not installed (pip install -e '.[test]')")
+    store, slug = grown.store, grown.slug
+    reader = TilesReader(HttpBackend(f"{live_server}/api/v1/villages/{slug}/log"))
+    checkpoint = reader.get_checkpoint()
+    assert checkpoint.size == SIZE and reader.calculate_root_hash() == checkpoint.root_hash
+    for index in (0, 255, 256, 511, 512, SIZE - 1):
+        assert reader.get_inclusion_proof(index, SIZE).node_hashes == store.inclusion_proof(slug, index, SIZE)
+        assert reader.get_entry(index) == store.leaf(slug, index)
+    for old in (1, 255, 256, 513, SIZE):
+        assert reader.get_consistency_proof(old, SIZE).node_hashes == store.consistency_proof(slug, old, SIZE)
+
+
+def test_aics_tlog_builds_the_very_tiles_we_serve(client: FlaskClient, grown: StoredVillage) -> None:
+    """aics-tlog (PyPI), a C2SP implementation we did not write, materialises every tile and entry bundle of a
+    tree from its leaves: each of its paths is one we serve, with the same bytes."""
+    try:
+        from aics_tlog.tiles import materialise_tiles  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        missing_tool("aics-tlog interop", "aics-tlog is not installed (see the README's test command)")
+    leaves = [grown.store.leaf(grown.slug, index) for index in range(SIZE)]
+    theirs = materialise_tiles(leaves)
+    assert len(theirs) == 7, sorted(theirs)  # 3 entry bundles, 3 hash tiles of level 0, 1 of level 1
+    for path, data in sorted(theirs.items()):
+        assert _get(client, grown, path).data == data, path

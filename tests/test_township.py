@@ -293,8 +293,8 @@ def test_a_second_witness_written_by_others_cosigns_the_same_log(
         village: StoredVillage, client: Any) -> None:
     """aics-witness cosigns the checkpoints our village server sends it (so our add-checkpoint requests and
     consistency proofs are what a C2SP witness expects); the served checkpoint carries both cosignatures; and
-    aics-tlog verifies the log's signature and our witness's cosignature on it."""
-    from aics_tlog import cosign, note  # type: ignore[import-not-found, unused-ignore]
+    aics-tlog verifies the log's signature and our witness's cosignature on it, and our receipts."""
+    from aics_tlog import cosign, note, tree  # type: ignore[import-not-found, unused-ignore]
 
     server, ours = township()
     register_with_township(server, village)
@@ -315,6 +315,10 @@ def test_a_second_witness_written_by_others_cosigns_the_same_log(
     ours_key = parse_verifier_key(ours)
     assert cosign.verify_cosignature(line.signature, WITNESS, ours_key.public, checkpoint[0], int(checkpoint[1]),
                                      b64decode(checkpoint[2]))
+    receipt = parse_tlog_proof(village.store.tlog_proof(village.slug, 5))  # against the cosigned checkpoint
+    assert receipt.checkpoint == served
+    assert tree.verify_leaf_inclusion(village.store.leaf(village.slug, 5), 5, int(checkpoint[1]), list(receipt.hashes),
+                                      b64decode(checkpoint[2])), "aics-tlog verifies our receipt"
 
 
 # The township monitors: it mirrors each village log over its tiles and replays it before cosigning ----------
