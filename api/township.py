@@ -14,6 +14,7 @@ Paths (the witness's submission and monitoring prefix is ``/witness``):
 - ``GET /witness/logs``: every village log it witnesses, the size and time it cosigned last, and why it last
   refused one (the monitor's finding, naming the entry), in JSON;
 - ``GET /witness/healthz``: ``ok``;
+- ``GET /``: the township's page (``web.township``);
 - ``GET /mirror/<village>/log/checkpoint`` and ``/mirror/<village>/log/tile/…``: the township's mirror of a
   village log it monitors, in the C2SP tlog-tiles layout, as the village serves it.
 """
@@ -25,6 +26,7 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, json, request
 
+import web.township
 from keys import load_private_key
 from ledger.errors import EncodingError
 from ledger.tiles import parse_tile_path
@@ -56,6 +58,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                                       name=app.config["WITNESS_NAME"], key=key)
     app.register_blueprint(bp)
     app.register_blueprint(mirror)
+    web.township.init_app(app)
     guards.init_app(app)
     problems.init_app(app)
     app.register_error_handler(WitnessRefusal, _refused)

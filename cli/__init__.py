@@ -406,12 +406,11 @@ def township_init(name: str) -> None:
     """Migrate the township's database and make the witness's key (encrypted in the instance folder, under
     VILLAGELEDGER_WITNESS_KEY_PASSPHRASE); print its cosigner verifier key, which villages and phones trust."""
     from storage.migrate import upgrade
-    from storage.witness import witness_key_passphrase, witness_key_path
+    from storage.witness import make_witness_key, witness_key_passphrase
 
     with _store() as store:
         upgrade(store.engine)
-    key = keys.SigningKey.generate()
-    _guard(lambda: keys.save_private_key(key, witness_key_path(), witness_key_passphrase().encode()))
+    key = _guard(lambda: make_witness_key(witness_key_passphrase().encode()))
     click.echo(keys.verifier_key(name, key.public_bytes, keys.ALG_COSIGNATURE_V1))
 
 

@@ -15,16 +15,18 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from keys import ALG_COSIGNATURE_V1, SigningKey, parse_verifier_key, verifier_key
+from keys import ALG_COSIGNATURE_V1, SigningKey, parse_verifier_key, save_private_key, verifier_key
 from ledger.entries import format_time, utc_now
 from ledger.errors import LedgerError
 from ledger.note import Checkpoint, cosign_note
+from ledger.state import OPEN
 from ledger.witness import Witnessed, WitnessRefusal, judge, parse_add_checkpoint
 
 from . import models as m
@@ -49,6 +51,16 @@ def witness_key_path() -> Path:
 
 def witness_key_passphrase() -> str:
     return instance_secret("witness-key-passphrase")
+
+
+def make_witness_key(passphrase: bytes) -> SigningKey:
+    """A new witness key, saved encrypted at ``witness_key_path`` (which must not exist: a witness's key is its
+    identity, never replaced in place). Raises KeyFileError if it exists."""
+    path = witness_key_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = SigningKey.generate()
+    save_private_key(key, path, passphrase)
+    return key
 
 
 def add_log(engine: Engine, origin: str, log_keys: Sequence[str], *, village: str | None = None,
@@ -170,3 +182,34 @@ def _witnessed(row: m.WitnessedLog | None) -> Witnessed | None:
         return None
     keys = tuple(parse_verifier_key(text) for text in row.log_keys.split("\n"))
     return Witnessed(row.origin, keys, row.size, row.root)
+
+
+@dataclass(frozen=True)
+class LogOverview:
+    """One witnessed village log as the township's page shows it: what the witness holds, and from its mirror
+    the village's name and its complaint cases (counts only: their contents never reach the township node)."""
+
+    origin: str
+    village: str | None
+    name: str | None
+    size: int
+    cosigned_at: int
+    problem: str | None
+    cases: int
+    open_cases: int
+    escalated: int
+
+
+def overview(witness: Witness) -> list[LogOverview]:
+    """Every log the witness knows, with its mirror's figures where it keeps one."""
+    found = []
+    with read_session(witness.engine) as session:
+        for row in witness.logs():
+            village = session.execute(select(m.Village.id).where(m.Village.slug == row.village)).scalar() if row.village else None  # type: ignore[call-overload]
+            state = session.get(m.VillageState, village) if village else None
+            cases = session.execute(select(m.CaseRow.status, m.CaseRow.escalated).where(  # type: ignore[call-overload]
+                m.CaseRow.village_id == village)).all() if village else []
+            found.append(LogOverview(row.origin, row.village, state.name if state else None, row.size, row.cosigned_at,
+                                     row.problem, len(cases), sum(status in OPEN for status, _ in cases),
+                                     sum(bool(escalated) for _, escalated in cases)))
+    return found

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import threading
 import urllib.request
@@ -18,11 +19,13 @@ import pytest
 from ci import missing_tool
 from click.testing import CliRunner
 from conftest import TOWNSHIP_WITNESS as WITNESS
+from flask.testing import FlaskClient
 from kit import StoredVillage
 from servers import BIN, Server, eventually, free_port, register_with_township
 from sqlalchemy import Engine
 from tamper import append_without_the_rules
 
+from api.township import create_app as create_township_app
 from cli import main
 from keys import ALG_COSIGNATURE_V1, NoteVerifier, SigningKey, parse_verifier_key
 from ledger import merkle
@@ -32,7 +35,7 @@ from ledger.tiles import Tile
 from ledger.witness import WitnessRefusal
 from storage import NotFound, Store, make_engine
 from storage.cosigning import CosigningError, WitnessEndpoint, parse_witnesses, request_cosignature
-from storage.witness import Witness, add_log, origin_hash
+from storage.witness import Witness, add_log, make_witness_key, origin_hash
 
 ORIGIN = "village.example/fork-test"
 
@@ -333,9 +336,14 @@ def _add_checkpoint_body(village: StoredVillage, old: int) -> bytes:
 
 
 @pytest.fixture
-def monitoring(make_database: Callable[[str], str], village: StoredVillage, live_server: str) -> Iterator[Witness]:
+def township_database(make_database: Callable[[str], str]) -> str:
+    return make_database("township")
+
+
+@pytest.fixture
+def monitoring(township_database: str, village: StoredVillage, live_server: str) -> Iterator[Witness]:
     """A township witness on its own database that mirrors and monitors the test village, read over HTTP."""
-    township_engine = make_engine(make_database("township"))
+    township_engine = make_engine(township_database)
     add_log(township_engine, village.kit.origin, village.store.verifier_keys(village.slug), village=village.slug,
             tiles_url=f"{live_server}/api/v1/villages/{village.slug}/log/")
     yield Witness(township_engine, name=WITNESS, key=SigningKey.generate())
@@ -391,3 +399,27 @@ def test_the_township_refuses_an_entry_dated_after_its_cosignature_time(monitori
     append_without_the_rules(village.store, village.slug, village.kit.award("h1", 5))
     refused = _refused(monitoring, _add_checkpoint_body(village, cosigned))
     assert refused.status == 422 and f"entry {cosigned} (points.award): it is dated" in str(refused)
+
+
+@pytest.fixture
+def township_page(township_database: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
+    """The township node's app (in this process) on the township's database: its page."""
+    monkeypatch.setenv("VILLAGELEDGER_INSTANCE_PATH", str(tmp_path / "township-instance"))
+    make_witness_key(b"page test")
+    app = create_township_app({"DATABASE_URL": township_database, "WITNESS_NAME": WITNESS,
+                               "WITNESS_KEY_PASSPHRASE": "page test"})
+    yield app.test_client()
+    app.extensions["villageledger.witness"].engine.dispose()
+
+
+def test_the_township_page_says_in_plain_words_which_villages_keep_the_rules(
+        monitoring: Witness, village: StoredVillage, township_page: FlaskClient) -> None:
+    monitoring.add_checkpoint(_add_checkpoint_body(village, 0))
+    page = township_page.get("/").text
+    assert "测试村" in page and f"共 {village.size()} 条记录" in page and "所有记录均符合规则" in page
+    assert "投诉 0 件" in page and re.search(r"最近核对：\d+月\d+日 \d\d:\d\d（0 分钟前）", page), page
+    cosigned = village.size()
+    append_without_the_rules(village.store, village.slug, village.kit.award("h1", 5, by="supervisor"))
+    _refused(monitoring, _add_checkpoint_body(village, cosigned))
+    page = township_page.get("/").text
+    assert "乡镇拒绝签名：有一条记录违反规则" in page and f"entry {cosigned} (points.award)" in page

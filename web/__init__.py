@@ -38,10 +38,8 @@ def request_translations() -> NullTranslations:
     return g.translations  # type: ignore[no-any-return]
 
 
-def init_app(app: Flask) -> None:
-    from . import complaints, console
-    from .views import bp
-
+def init_translations(app: Flask) -> None:
+    """Flask-Babel for ``app``'s pages: the request's language, and ``_()`` in the templates."""
     app.config.setdefault("BABEL_DEFAULT_LOCALE", DEFAULT_LANGUAGE)
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(Path(__file__).resolve().parent / "translations"))
     babel.init_app(app, locale_selector=select_language)
@@ -50,6 +48,14 @@ def init_app(app: Flask) -> None:
         ngettext=lambda singular, plural, n: request_translations().ungettext(singular, plural, n),
         newstyle=True,
     )
+
+
+def init_app(app: Flask) -> None:
+    """The village's pages (the door plates' pages, the village page, the complaint channel, the console)."""
+    from . import complaints, console
+    from .views import bp
+
+    init_translations(app)
     app.register_blueprint(bp)
     app.register_blueprint(complaints.bp)
     app.register_blueprint(console.bp)
