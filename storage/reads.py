@@ -39,7 +39,6 @@ from . import models as m
 from . import plates
 from .db import read_session
 from .errors import NotFound, StorageError
-from .proofs import cosignature_lines
 from .store import Store
 
 
@@ -248,11 +247,15 @@ _NEWEST_AT_DOOR = select(func.max(m.EntryRow.idx)).where(
     m.EntryRow.village_id == m.DoorToken.village_id, m.EntryRow.household == m.DoorToken.household_id,  # type: ignore[arg-type]
     m.EntryRow.idx < m.CheckpointRow.size,  # type: ignore[arg-type]
 ).scalar_subquery().label("newest")
-# One statement, so one snapshot on either database: the plate, the village's latest checkpoint, the
-# household's row and balances as of that checkpoint, and its newest entry inside it.
+_COSIGNED_AT_DOOR = select(func.aggregate_strings(m.CosignatureRow.line, "")).where(  # type: ignore[arg-type]
+    m.CosignatureRow.village_id == m.DoorToken.village_id, m.CosignatureRow.size == m.CheckpointRow.size,  # type: ignore[arg-type]
+).scalar_subquery().label("cosignatures")
+# One statement, so one snapshot on either database: the plate, the village's latest checkpoint and the
+# witnesses' cosignatures of it, the household's row and balances as of that checkpoint, and its newest entry
+# inside it.
 _DOOR = (
     select(m.Village.slug, m.DoorToken.household_id, m.DoorToken.revoked, m.CheckpointRow.size,  # type: ignore[call-overload]
-           m.CheckpointRow.note, m.HouseholdRow, _NEWEST_AT_DOOR, *map(_balance_at_door, LEDGERS))
+           m.CheckpointRow.note, _COSIGNED_AT_DOOR, m.HouseholdRow, _NEWEST_AT_DOOR, *map(_balance_at_door, LEDGERS))
     .select_from(m.DoorToken)
     .join(m.Village, m.Village.id == m.DoorToken.village_id)
     .join(m.CheckpointRow, _DOOR_CHECKPOINT)
@@ -272,7 +275,7 @@ def household_page(store: Store, plate: str, query: EntryFilter) -> HouseholdPag
         village = store.village_row(session, slug)
         assert village.id is not None and door is not None
         size, newest = int(door.size), door.newest
-        note = str(door.note) + cosignature_lines(session, village.id, size)
+        note = str(door.note) + (door.cosignatures or "")
         store.saw_signed_size(village.id, size)
         if door.HouseholdRow is None:
             raise _unknown_household(slug, household_id)
