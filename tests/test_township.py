@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 from ci import missing_tool
 from click.testing import CliRunner
+from conftest import PHONE, screenshot
 from conftest import TOWNSHIP_WITNESS as WITNESS
 from flask.testing import FlaskClient
 from kit import StoredVillage
 from servers import BIN, Server, eventually, free_port, register_with_township
 from sqlalchemy import Engine
 from tamper import append_without_the_rules
+from werkzeug.serving import make_server
 
 from api.township import create_app as create_township_app
 from cli import main
@@ -423,3 +425,26 @@ def test_the_township_page_says_in_plain_words_which_villages_keep_the_rules(
     _refused(monitoring, _add_checkpoint_body(village, cosigned))
     page = township_page.get("/").text
     assert "乡镇拒绝签名：有一条记录违反规则" in page and f"entry {cosigned} (points.award)" in page
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_township_page_fits_a_phone(monitoring: Witness, village: StoredVillage, township_page: FlaskClient,
+                                        phone: Any, request: pytest.FixtureRequest) -> None:
+    """Read in Chromium at 360 px: nothing scrolls sideways, the refusal is in plain words (screenshot kept)."""
+    monitoring.add_checkpoint(_add_checkpoint_body(village, 0))
+    cosigned = village.size()
+    append_without_the_rules(village.store, village.slug, village.kit.award("h1", 5, by="supervisor"))
+    _refused(monitoring, _add_checkpoint_body(village, cosigned))
+    app = township_page.application
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        phone.goto(f"http://127.0.0.1:{http.server_port}/")
+        assert "乡镇拒绝签名" in phone.inner_text("main")
+        assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["viewport"]["width"]
+        screenshot(phone, "township-page", request)
+    finally:
+        http.shutdown()
+        thread.join()
