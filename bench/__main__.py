@@ -7,7 +7,7 @@ Plan:
       size; the raw verify + INSERT peers; appends after another process appended; proofs beside
       pymerkle (built once, on the first backend's leaves); door plates and the export (first backend); HTTP;
   (4) ``verify_bundle`` on the export, with every core and with none; the township's monitor catching up on
-      it and its witness cosigning (``bench.township``);
+      it and its witness cosigning (``bench.township``); a phone opening a household page (``bench.phone``);
   (5) write ``<out>/<quick|full>.json`` and ``.md`` and print the Markdown table.
 """
 
@@ -41,6 +41,7 @@ from .core import (
 from .dataset import BATCH, SLUG, Village, extra_entries, load_village
 from .http import http_figures
 from .peers import ProofPeers, proof_figures, proof_peers
+from .phone import phone_figures
 from .plates import plate_figures
 from .report import Figure, Report, environment
 from .township import township_figures
@@ -223,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     progress("the township: monitor and witness")
     attempt(report, "Township", township_figures, report, run.bundle, run.trusted_keys, work, settings.rate_seconds)
+    progress("the villager's phone")
+    attempt(report, "Phone", phone_figures, report, work)
     run.bundle.unlink()
     # (5)
     json_path, md_path = report.write(args.out, label)
