@@ -298,8 +298,11 @@ def test_a_second_witness_written_by_others_cosigns_the_same_log(
         village: StoredVillage, client: Any) -> None:
     """aics-witness cosigns the checkpoints our village server sends it (so our add-checkpoint requests and
     consistency proofs are what a C2SP witness expects); the served checkpoint carries both cosignatures; and
-    aics-tlog verifies the log's signature and our witness's cosignature on it, and our receipts."""
+    aics-tlog and tlog-scales verify the log's signature and our witness's cosignature on it, and aics-tlog our
+    receipts."""
     from aics_tlog import cosign, note, tree  # type: ignore[import-not-found, unused-ignore]
+    from tlog_scales.signing import Vkey
+    from tlog_scales.tlog import Checkpoint as ScalesCheckpoint
 
     server, ours = township()
     register_with_township(server, village)
@@ -320,6 +323,11 @@ def test_a_second_witness_written_by_others_cosigns_the_same_log(
     ours_key = parse_verifier_key(ours)
     assert cosign.verify_cosignature(line.signature, WITNESS, ours_key.public, checkpoint[0], int(checkpoint[1]),
                                      b64decode(checkpoint[2]))
+    scales_checkpoint = ScalesCheckpoint.from_text(served)  # tlog-scales (PyPI) verifies both signatures too
+    for vkey_text in (village.store.verifier_keys(village.slug)[-1], ours):
+        verifier = Vkey.from_string(vkey_text).get_verifier()
+        [signature] = [sig for sig in scales_checkpoint.signatures if verifier.vkey.match(sig)]
+        verifier.verify_note(signature, scales_checkpoint)
     receipt = parse_tlog_proof(village.store.tlog_proof(village.slug, 5))  # against the cosigned checkpoint
     assert receipt.checkpoint == served
     assert tree.verify_leaf_inclusion(village.store.leaf(village.slug, 5), 5, int(checkpoint[1]), list(receipt.hashes),
