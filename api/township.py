@@ -21,6 +21,7 @@ Paths (the witness's submission and monitoring prefix is ``/witness``):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,16 +29,16 @@ from flask import Blueprint, Flask, Response, current_app, json, request
 
 import web.township
 from keys import load_private_key
-from ledger.errors import EncodingError
-from ledger.tiles import parse_tile_path
 from ledger.witness import WitnessRefusal
 from storage import NotFound
 from storage.db import database_url, make_engine
+from storage.mirroring import Mirroring
 from storage.witness import Witness, witness_key_passphrase, witness_key_path
 
 from . import guards, problems
 from .problems import Problem
 from .settings import configured_app
+from .views.log import checkpoint_response, tile_response
 
 bp = Blueprint("witness", __name__, url_prefix="/witness")
 mirror = Blueprint("mirror", __name__, url_prefix="/mirror")
@@ -86,27 +87,20 @@ def latest_checkpoint(hashed_origin: str) -> Response:
 @mirror.get("/<village>/log/checkpoint")
 def mirrored_checkpoint(village: str) -> Response:
     """The latest checkpoint of the township's mirror of the village (the village's own signed note)."""
-    mirroring = witness().mirroring
-    if mirroring is None:
-        raise NotFound("this township node keeps no mirrors")
-    response = Response(mirroring.proofs.latest_checkpoint(village), mimetype="text/plain")
-    response.headers["Cache-Control"] = "public, max-age=5"
-    return response
+    return checkpoint_response(_mirroring().proofs.latest_checkpoint(village))
 
 
 @mirror.get("/<village>/log/tile/<path:path>")
 def mirrored_tile(village: str, path: str) -> Response:
     """The mirror in the C2SP tlog-tiles layout, as the village serves it: the log outlives its server."""
+    return tile_response(functools.partial(_mirroring().proofs.tile, village), path)
+
+
+def _mirroring() -> Mirroring:
     mirroring = witness().mirroring
     if mirroring is None:
         raise NotFound("this township node keeps no mirrors")
-    try:
-        wanted = parse_tile_path(f"tile/{path}")
-    except EncodingError as exc:
-        raise NotFound(str(exc)) from exc
-    response = Response(mirroring.proofs.tile(village, wanted), mimetype="application/octet-stream")
-    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
-    return response
+    return mirroring
 
 
 @bp.get("/logs")

@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     # (1), (2)
     village = load_village(args.out / "cache", args.seed, sizes[-1], progress=progress)
     progress("limits")
-    measure_limits(report, list(islice(village.entries(), 2000)), settings.rate_seconds)
+    limits = measure_limits(report, list(islice(village.entries(), 2000)), settings.rate_seconds)
     # (3)
     run = Run()
     with sqlite_database(work, sizes[-1]) as url:
@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         settings.rate_seconds,
     )
     progress("the township: monitor and witness")
-    attempt(report, "Township", township_figures, report, run.bundle, run.trusted_keys, work, settings.rate_seconds)
+    attempt(report, "Township", township_figures, report, run.bundle, run.trusted_keys, work, limits.sign,
+            settings.rate_seconds)
     progress("the villager's phone")
     attempt(report, "Phone", phone_figures, report, work)
     run.bundle.unlink()

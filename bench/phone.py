@@ -11,42 +11,26 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
-from werkzeug.serving import make_server
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, PHONE
+from tests.servers import served
 
 from .report import Figure, Report
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package (as the browser tests use)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
-PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 SLOWDOWN, LATENCY_MS, VISITS = 6, 400, 3
 TARGET_SECONDS, TARGET_BYTES = 3.0, 100 * 1024
-
-
-@contextmanager
-def served(app: Flask) -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request in the bench's output
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{http.server_port}"
-    finally:
-        http.shutdown()
-        thread.join()
 
 
 def phone_figures(report: Report, work: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     section = "Phone"
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request in the bench's output
     with _witnessed_door(work) as door, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -276,13 +276,10 @@ def erase(village: str, household: str) -> None:
 
 def _plate_pins() -> list[str]:
     """The township witnesses the plates pin: those ``VILLAGELEDGER_WITNESSES`` names (none if unset)."""
-    import os
-
     from storage import plates as door_plates
-    from storage.cosigning import parse_witnesses
+    from storage.cosigning import configured_witnesses
 
-    configured = _guard(lambda: parse_witnesses(os.environ.get("VILLAGELEDGER_WITNESSES", "")))
-    return [door_plates.witness_pin(witness.vkey) for witness in configured]
+    return door_plates.witness_pins(_guard(configured_witnesses))
 
 
 _BASE_URL = click.option(
@@ -371,12 +368,11 @@ def cosign(every: float | None) -> None:
     """Ask every witness in VILLAGELEDGER_WITNESSES (pairs of URL and cosigner key) to cosign every village's
     latest checkpoint, and keep the cosignatures. Run it as a service with --every 5; once, it exits 1 if a
     witness refused or could not be reached."""
-    import os
     import time
 
-    from storage.cosigning import CosigningError, parse_witnesses, request_cosignature
+    from storage.cosigning import CosigningError, configured_witnesses, request_cosignature
 
-    witnesses = _guard(lambda: parse_witnesses(os.environ.get("VILLAGELEDGER_WITNESSES", "")))
+    witnesses = _guard(configured_witnesses)
     if not witnesses:
         _fail("VILLAGELEDGER_WITNESSES names no witness")
     with _store() as store:

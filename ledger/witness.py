@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from keys import NoteVerifier
 
 from . import merkle
-from .canonical import b64decode
+from .canonical import b64decode, b64encode
 from .errors import CheckpointError, EncodingError, LedgerError, ProofError
 from .note import MAX_TREE_SIZE, Checkpoint, open_note, parse_checkpoint
 
@@ -57,6 +57,11 @@ class AddCheckpoint:
     old_size: int
     proof: tuple[bytes, ...]
     note: str
+
+    def encode(self) -> bytes:
+        """The request body; ``parse_add_checkpoint(request.encode()) == request``."""
+        lines = [f"old {self.old_size}", *(b64encode(h) for h in self.proof)]
+        return ("".join(line + "\n" for line in lines) + "\n" + self.note).encode()
 
     @property
     def origin(self) -> str:

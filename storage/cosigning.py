@@ -11,6 +11,7 @@ Invariant: every stored cosignature verifies under its witness's key over the st
 
 from __future__ import annotations
 
+import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from keys import NoteVerifier, parse_verifier_key, verifier_key
-from ledger.canonical import b64encode
 from ledger.errors import CheckpointError, EncodingError
 from ledger.note import open_note
+from ledger.witness import AddCheckpoint
 
 from . import models as m
 from .db import read_session, write_session
@@ -28,6 +29,7 @@ from .errors import StorageError
 from .store import Store
 
 TIMEOUT_SECONDS = 10
+WITNESSES_ENV = "VILLAGELEDGER_WITNESSES"
 
 
 class CosigningError(StorageError):
@@ -49,6 +51,12 @@ class WitnessEndpoint:
     def vkey(self) -> str:
         """Its verifier key, as text (what a door plate pins, and a phone is given to check against the pin)."""
         return verifier_key(self.key.name, self.key.public, self.key.algorithm)
+
+
+def configured_witnesses() -> list[WitnessEndpoint]:
+    """The witnesses ``VILLAGELEDGER_WITNESSES`` names (the command line's; the app reads ``WITNESSES`` from its
+    configuration, which that variable also sets). Raises ValueError as ``parse_witnesses``."""
+    return parse_witnesses(os.environ.get(WITNESSES_ENV, ""))
 
 
 def parse_witnesses(text: str) -> list[WitnessEndpoint]:
@@ -125,8 +133,8 @@ def _held_size(answer: str, size: int, witness: WitnessEndpoint) -> int:
 def _post(store: Store, slug: str, witness: WitnessEndpoint, old: int, size: int, note: str) -> tuple[int, str]:
     """POST add-checkpoint from ``old``; (status, body)."""
     proof = store.consistency_proof(slug, old, size) if 0 < old < size else []
-    body = "".join(line + "\n" for line in [f"old {old}", *(b64encode(h) for h in proof)]) + "\n" + note
-    request = urllib.request.Request(f"{witness.url}/add-checkpoint", data=body.encode(), method="POST",
+    body = AddCheckpoint(old, tuple(proof), note).encode()
+    request = urllib.request.Request(f"{witness.url}/add-checkpoint", data=body, method="POST",
                                      headers={"Content-Type": "text/plain; charset=utf-8"})
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:

@@ -37,6 +37,7 @@ from sqlmodel import Session
 from ledger.entries import utc_now
 
 from . import models as m
+from .cosigning import WitnessEndpoint
 from .db import read_session, write_session
 from .errors import NotFound, StorageError
 from .store import Store
@@ -143,6 +144,11 @@ def plate_url(base_url: str, token: str, pins: Sequence[str] = ()) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
         raise PlateError(f"the public URL must be http(s)://host[/path] without query or fragment, not {base_url!r}")
     return f"{base_url.rstrip('/')}/h/{token}" + (f"#w={','.join(pins)}" if pins else "")
+
+
+def witness_pins(witnesses: Sequence[WitnessEndpoint]) -> list[str]:
+    """The pins of ``witnesses`` a plate carries."""
+    return [witness_pin(witness.vkey) for witness in witnesses]
 
 
 def witness_pin(vkey: str) -> str:

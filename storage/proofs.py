@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, func, select, text
 from sqlmodel import Session
 
 from ledger import merkle
@@ -29,9 +30,6 @@ from .villages import Villages
 # select costs more than running it, and these run for every proof a villager's phone checks.
 _LATEST_CHECKPOINT = text("SELECT size, note FROM checkpoints WHERE village_id = :village ORDER BY size DESC LIMIT 1")
 _INSERT_CHECKPOINT = m.CheckpointRow.__table__.insert()  # type: ignore[attr-defined]
-_CHECKPOINT_OF_SIZE = text("SELECT note FROM checkpoints WHERE village_id = :village AND size = :size")
-_LATEST_COSIGNED = text("SELECT max(size) FROM cosignatures WHERE village_id = :village")
-_COSIGNATURE_LINES = text("SELECT line FROM cosignatures WHERE village_id = :village AND size = :size ORDER BY witness")
 PROOF_NODES_PER_READ = 400  # tree nodes asked of the database in one statement
 
 
@@ -67,8 +65,10 @@ class Proofs:
         """The latest checkpoint's signed note, with every witness's cosignature of it the server holds."""
         with read_session(self.engine) as session:
             village = self.villages.row(session, slug)
-            size, note = self.latest(session, village)
-            return note + cosignature_lines(session, village.id or 0, size)
+            assert village.id is not None
+            size, note = _cosigned_note(session, village.id, _largest(m.CheckpointRow, village.id))
+            self.saw_signed_size(village.id, size)
+            return note
 
     def sign_checkpoint(self, session: Session, village_id: int, origin: str, tree: merkle.CompactRange) -> str:
         """Sign a checkpoint of ``tree`` with the village's active log key and insert it; returns its note."""
@@ -144,11 +144,9 @@ class Proofs:
             size, note = self.latest(session, village)
             if not 0 <= index < size:
                 raise NotFound(f"no entry at index {index} in village {slug!r}")
-            cosigned = session.execute(_LATEST_COSIGNED, {"village": village.id}).scalar()
-            if cosigned is not None and index < cosigned:
-                size = cosigned
-                note = session.execute(_CHECKPOINT_OF_SIZE, {"village": village.id, "size": size}).scalar_one()
-                note += cosignature_lines(session, village.id, size)
+            cosigned = _cosigned_note(session, village.id, _largest(m.CosignatureRow, village.id))
+            if cosigned[0] > index:
+                size, note = cosigned
             plan = merkle.inclusion_plan(index, size)
             hashes = plan.rehash(self.node_hashes(session, village.id, plan.ids, committed=True))
             return TlogProof(index=index, hashes=tuple(hashes), checkpoint=note).text()
@@ -226,10 +224,26 @@ _NODES_BY_ARRAYS = (  # PostgreSQL: one statement of fixed text, which psycopg p
 )
 
 
-def cosignature_lines(session: Session, village_id: int, size: int) -> str:
-    """The signature lines of every cosignature of the village's checkpoint of ``size`` (C2SP signed-note
-    signatures, appended to the log's own)."""
-    return "".join(session.connection().execute(_COSIGNATURE_LINES, {"village": village_id, "size": size}).scalars())
+def cosignatures_at(village_id: Any, size: Any) -> Any:
+    """The signature lines of every cosignature of the village's checkpoint of ``size``, concatenated (C2SP
+    signed-note lines, to append to the log's own): a scalar subquery, so that the statement that reads a
+    checkpoint reads its cosignatures too (one question, one snapshot)."""
+    return select(func.aggregate_strings(m.CosignatureRow.line, "")).where(  # type: ignore[arg-type]
+        m.CosignatureRow.village_id == village_id, m.CosignatureRow.size == size).scalar_subquery()
+
+
+def _largest(table: Any, village_id: int) -> Any:
+    """The largest size ``table`` (checkpoints or cosignatures) holds for the village, as a scalar subquery."""
+    return select(func.max(table.size)).where(table.village_id == village_id).scalar_subquery()
+
+
+def _cosigned_note(session: Session, village_id: int, size: Any) -> tuple[int, str]:
+    """(size, signed note with the cosignatures of that size) of the village's checkpoint of ``size``; (0, "")
+    if there is none."""
+    row = session.execute(select(  # type: ignore[call-overload]
+        m.CheckpointRow.size, m.CheckpointRow.note, cosignatures_at(m.CheckpointRow.village_id, m.CheckpointRow.size),
+    ).where(m.CheckpointRow.village_id == village_id, m.CheckpointRow.size == size)).one_or_none()
+    return (0, "") if row is None else (int(row[0]), str(row[1]) + (row[2] or ""))
 
 
 def _select_nodes(connection: Connection, village_id: int, wanted: Sequence[tuple[int, int]]) -> list[tuple[int, int, bytes]]:

@@ -39,6 +39,7 @@ from . import models as m
 from . import plates
 from .db import read_session
 from .errors import NotFound, StorageError
+from .proofs import cosignatures_at
 from .store import Store
 
 
@@ -247,9 +248,7 @@ _NEWEST_AT_DOOR = select(func.max(m.EntryRow.idx)).where(
     m.EntryRow.village_id == m.DoorToken.village_id, m.EntryRow.household == m.DoorToken.household_id,  # type: ignore[arg-type]
     m.EntryRow.idx < m.CheckpointRow.size,  # type: ignore[arg-type]
 ).scalar_subquery().label("newest")
-_COSIGNED_AT_DOOR = select(func.aggregate_strings(m.CosignatureRow.line, "")).where(  # type: ignore[arg-type]
-    m.CosignatureRow.village_id == m.DoorToken.village_id, m.CosignatureRow.size == m.CheckpointRow.size,  # type: ignore[arg-type]
-).scalar_subquery().label("cosignatures")
+_COSIGNED_AT_DOOR = cosignatures_at(m.DoorToken.village_id, m.CheckpointRow.size).label("cosignatures")
 # One statement, so one snapshot on either database: the plate, the village's latest checkpoint and the
 # witnesses' cosignatures of it, the household's row and balances as of that checkpoint, and its newest entry
 # inside it.

@@ -22,7 +22,14 @@ from pathlib import Path
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
-from keys import ALG_COSIGNATURE_V1, SigningKey, parse_verifier_key, save_private_key, verifier_key
+from keys import (
+    ALG_COSIGNATURE_V1,
+    NoteVerifier,
+    SigningKey,
+    parse_verifier_key,
+    save_private_key,
+    verifier_key,
+)
 from ledger.entries import format_time, utc_now
 from ledger.errors import LedgerError
 from ledger.note import Checkpoint, cosign_note
@@ -98,18 +105,19 @@ class Witness:
         with write_session(self.engine) as session:
             row = session.get(m.WitnessedLog, request.origin, with_for_update=True)
             try:
-                checkpoint = judge(request, _witnessed(row))
+                log = _witnessed(row)
+                checkpoint = judge(request, log)
             except WitnessRefusal as refusal:
                 if refusal.status == 422:
                     self._keep_evidence(session, request.origin, body.decode("utf-8"), refusal)
                 raise
-            assert row is not None, "judge refuses an unknown log"
+            assert row is not None and log is not None, "judge refuses an unknown log"
             now = int(self.clock())
             if now < row.cosigned_at:
                 raise WitnessRefusal(503, f"the witness's clock reads {now}, before its last cosignature "
                                           f"({row.cosigned_at}) of this log")
             if self.mirroring is not None and row.village and row.tiles_url:
-                self._monitor(session, row, checkpoint, request.note, body.decode("utf-8"), now)
+                self._monitor(session, row, log.log_keys, checkpoint, request.note, body.decode("utf-8"), now)
             line = cosign_note(checkpoint.text(), self.name, self.key, now)
             row.size, row.root, row.cosigned_at, row.problem = checkpoint.size, checkpoint.root_hash, now, None
             row.note = request.note + line
@@ -117,8 +125,8 @@ class Witness:
             session.commit()
             return line
 
-    def _monitor(self, session: Session, row: m.WitnessedLog, checkpoint: Checkpoint, note: str, request: str,
-                 now: int) -> None:
+    def _monitor(self, session: Session, row: m.WitnessedLog, log_keys: Sequence[NoteVerifier], checkpoint: Checkpoint,
+                 note: str, request: str, now: int) -> None:
         """Before cosigning: bring the mirror of the log up to ``checkpoint``, replaying every new entry with the
         ledger's rules, each dated after the last cosignature (less the skew a server's clock may have) and not
         after now (plus it). Raises WitnessRefusal: 503 if the log cannot be read, 422 if it breaks a rule (then
@@ -132,7 +140,6 @@ class Witness:
                 leaves = fetch_leaves(row.tiles_url, start, checkpoint.size, checkpoint.size)
                 not_before = format_time(datetime.fromtimestamp(row.cosigned_at, UTC) - CLOCK_SKEW) if row.cosigned_at else ""
                 not_after = format_time(datetime.fromtimestamp(now, UTC) + CLOCK_SKEW)
-                log_keys = [parse_verifier_key(text) for text in row.log_keys.split("\n")]
                 self.mirroring.extend(session, row.village, row.origin, log_keys, leaves, note,
                                       not_before=not_before, not_after=not_after)
         except MirrorUnreachable as exc:

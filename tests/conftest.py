@@ -33,7 +33,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
@@ -41,17 +40,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS, PHONE
 from ci import missing_tool
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
 from kit import LOG_KEY_PASSPHRASE, Kit, StoredVillage
 from pgserver import TemporaryPostgres, find_bindir
-from servers import BIN, REDIS_SERVER, Server, TemporaryRedis, free_port, no_control_socket
+from servers import BIN, REDIS_SERVER, Server, TemporaryRedis, free_port, no_control_socket, served
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
-from werkzeug.serving import make_server
 
 from api.app import create_app
 from ledger.canonical import b64encode
@@ -337,13 +336,6 @@ def redis_url() -> Iterator[str]:
         yield url
 
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's package; Playwright never downloads a browser here
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
 def _missing_browser() -> str | None:
     if importlib.util.find_spec("playwright") is None:
         return "Python Playwright is not installed (pip install -e '.[test]')"
@@ -372,7 +364,6 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "artifacts" / "screenshots"
 # Playwright's wait_for_function evaluates its predicate in the page, which our Content-Security-Policy
 # forbids (no eval): the scripted tests' pages bypass it; test_csp_browser.py runs the pages under it.
 SCRIPTED = {"bypass_csp": True}
-PHONE = {"viewport": {"width": 360, "height": 740}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 
 
 @pytest.fixture
@@ -457,9 +448,5 @@ def console(screen: Any, live_server: str, village: StoredVillage, key_file: Cal
 @pytest.fixture
 def live_server(app: Flask) -> Iterator[str]:
     """The app served over HTTP on a free loopback port for the length of the test; its base URL."""
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{http.server_port}"
-    http.shutdown()
-    thread.join()
+    with served(app) as url:
+        yield url

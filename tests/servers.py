@@ -11,17 +11,21 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from flask import Flask
+from werkzeug.serving import make_server
 
 if TYPE_CHECKING:
-    from kit import StoredVillage
+    from tests.kit import StoredVillage
 
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -37,7 +41,7 @@ def free_port() -> int:
 
 def no_control_socket() -> list[str]:
     """gunicorn 27 opens a control socket in ~/.gunicorn unless told not to; older versions lack the option."""
-    from gunicorn.config import KNOWN_SETTINGS
+    from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
 
     return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
 
@@ -94,7 +98,7 @@ class Server:
     def _answers(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.url}{self.ready_path}", timeout=5) as response:
-                return response.status == 200
+                return bool(response.status == 200)
         except urllib.error.HTTPError as error:
             error.close()
             return False
@@ -171,3 +175,16 @@ def register_with_township(server: Server, village: StoredVillage, village_url: 
     subprocess.run([str(BIN / "villageledger"), "township", "add-log", village.kit.origin,
                     *village.store.verifier_keys(village.slug), *(mirror if village_url else [])],
                    env=server.environment, capture_output=True, text=True, timeout=120, check=True)
+
+
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """``app`` served by threads of this process on a free loopback port, while the block runs; its base URL."""
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}"
+    finally:
+        http.shutdown()
+        thread.join()

@@ -22,19 +22,18 @@ from conftest import PHONE, screenshot
 from conftest import TOWNSHIP_WITNESS as WITNESS
 from flask.testing import FlaskClient
 from kit import StoredVillage
-from servers import BIN, Server, eventually, free_port, register_with_township
+from servers import BIN, Server, eventually, free_port, register_with_township, served
 from sqlalchemy import Engine
 from tamper import append_without_the_rules
-from werkzeug.serving import make_server
 
 from api.township import create_app as create_township_app
 from cli import main
 from keys import ALG_COSIGNATURE_V1, NoteVerifier, SigningKey, parse_verifier_key
 from ledger import merkle
-from ledger.canonical import b64decode, b64encode
+from ledger.canonical import b64decode
 from ledger.note import Checkpoint, open_note, parse_tlog_proof, sign_checkpoint
 from ledger.tiles import Tile
-from ledger.witness import WitnessRefusal
+from ledger.witness import AddCheckpoint, WitnessRefusal
 from storage import NotFound, Store, make_engine
 from storage.cosigning import CosigningError, WitnessEndpoint, parse_witnesses, request_cosignature
 from storage.witness import Witness, add_log, make_witness_key, origin_hash
@@ -66,8 +65,7 @@ class Log:
 
     def body(self, old: int, size: int, *, root: bytes | None = None, proof: list[bytes] | None = None) -> bytes:
         hashes = proof if proof is not None else self.tree.consistency_proof(old, size) if 0 < old < size else []
-        return ("".join(f"{line}\n" for line in [f"old {old}", *map(b64encode, hashes)]) + "\n"
-                + self.note(size, root)).encode()
+        return AddCheckpoint(old, tuple(hashes), self.note(size, root)).encode()
 
 
 @pytest.fixture
@@ -342,7 +340,7 @@ def _add_checkpoint_body(village: StoredVillage, old: int) -> bytes:
     store, slug = village.store, village.slug
     size, note = store.size(slug), store.latest_checkpoint(slug)
     proof = store.consistency_proof(slug, old, size) if 0 < old < size else []
-    return ("".join(f"{line}\n" for line in [f"old {old}", *map(b64encode, proof)]) + "\n" + note).encode()
+    return AddCheckpoint(old, tuple(proof), note).encode()
 
 
 @pytest.fixture
@@ -444,15 +442,8 @@ def test_the_township_page_fits_a_phone(monitoring: Witness, village: StoredVill
     cosigned = village.size()
     append_without_the_rules(village.store, village.slug, village.kit.award("h1", 5, by="supervisor"))
     _refused(monitoring, _add_checkpoint_body(village, cosigned))
-    app = township_page.application
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=http.serve_forever, daemon=True)
-    thread.start()
-    try:
-        phone.goto(f"http://127.0.0.1:{http.server_port}/")
+    with served(township_page.application) as url:
+        phone.goto(f"{url}/")
         assert "乡镇拒绝签名" in phone.inner_text("main")
         assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["viewport"]["width"]
         screenshot(phone, "township-page", request)
-    finally:
-        http.shutdown()
-        thread.join()

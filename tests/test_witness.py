@@ -9,7 +9,7 @@ from keys import NoteVerifier, SigningKey
 from ledger import merkle
 from ledger.canonical import b64encode
 from ledger.note import Checkpoint, sign_checkpoint
-from ledger.witness import Witnessed, WitnessRefusal, judge, parse_add_checkpoint
+from ledger.witness import AddCheckpoint, Witnessed, WitnessRefusal, judge, parse_add_checkpoint
 
 ORIGIN = "village.example/demo"
 LOG_KEY = SigningKey.generate()
@@ -25,8 +25,7 @@ def signed(size: int, *, key: SigningKey = LOG_KEY, root: bytes | None = None) -
 
 def body(old: int, size: int, *, proof: list[bytes] | None = None, note: str | None = None) -> bytes:
     hashes = TREE.consistency_proof(old, size) if proof is None and 0 < old <= size else proof or []
-    lines = [f"old {old}", *(b64encode(h) for h in hashes)]
-    return ("\n".join(lines) + "\n\n" + (note or signed(size))).encode()
+    return AddCheckpoint(old, tuple(hashes), note or signed(size)).encode()
 
 
 def seen(size: int) -> Witnessed:
@@ -52,6 +51,9 @@ def test_the_request_reads_as_the_spec_writes_it() -> None:
     request = parse_add_checkpoint(body(7, 20))
     assert (request.old_size, request.proof) == (7, tuple(TREE.consistency_proof(7, 20)))
     assert request.origin == ORIGIN and request.note.startswith(f"{ORIGIN}\n20\n")
+    assert request.encode() == body(7, 20), "the request reads back as it was written"
+    first = AddCheckpoint(0, (), signed(7)).encode()
+    assert first == f"old 0\n\n{signed(7)}".encode(), "the spec's form: old size line, proof lines, empty line"
 
 
 @pytest.mark.parametrize(("request_body", "problem"), [

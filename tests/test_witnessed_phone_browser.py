@@ -15,8 +15,11 @@ from kit import StoredVillage
 from servers import Server, register_with_township
 
 from keys import parse_verifier_key
+from ledger.canonical import b64encode
 from storage import plates
 from storage.cosigning import WitnessEndpoint, request_cosignature
+from storage.db import write_session
+from storage.models import CosignatureRow
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -106,3 +109,20 @@ def test_a_ledger_that_differs_from_the_one_this_phone_saw_is_a_plain_failure(
     assert phone.inner_text("#verify-status") == "警告：这本账与本手机上次看到的不一致。请告诉村监会。", "plain words"
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["viewport"]["width"], "nothing scrolls sideways"
     screenshot(phone, "household-forked", request)
+
+
+def test_a_township_approval_the_operator_wrote_into_the_database_is_refused(
+        phone: Any, door: str, village: StoredVillage, witness: WitnessEndpoint) -> None:
+    """An operator with the database adds a 'cosignature' of the latest checkpoint under the township's name and
+    key ID (both public) without the township's key: the phone does not count it."""
+    village.append(village.kit.award("h2", 1))
+    size = village.size()
+    forged = b64encode(witness.key.key_hash + (1_765_000_000).to_bytes(8, "big") + bytes(64))
+    with write_session(village.store.engine) as session:
+        session.add(CosignatureRow(village_id=village.store.village_id(village.slug), witness=witness.key.name,
+                                   size=size, line=f"\u2014 {witness.key.name} {forged}\n", cosigned_at=1_765_000_000))
+        session.commit()
+    phone.goto(door)
+    phone.wait_for_selector(CHECKED)
+    assert phone.locator(".status.bad").count() == 1
+    assert "账本由乡镇于" not in phone.inner_text("#verify-status")

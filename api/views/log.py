@@ -3,13 +3,15 @@ independent client relies on. Anything fixed by a tree size is immutable and cac
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from flask import Response, json, request
 
 from ledger.canonical import b64encode
 from ledger.errors import EncodingError
-from ledger.tiles import parse_tile_path
+from ledger.tiles import Tile, parse_tile_path
 from storage import NotFound, reads
 
 from ..extensions import Blueprint, store
@@ -57,7 +59,12 @@ def get_village(village: str) -> dict[str, Any]:
 @blp.response(200, {"type": "string"}, content_type=TEXT, description="The latest C2SP signed checkpoint")
 def checkpoint(village: str) -> Response:
     """The latest checkpoint (C2SP tlog-checkpoint, signed as a C2SP signed-note)."""
-    return cached(Response(store().latest_checkpoint(village), mimetype="text/plain"), SHORT_LIVED)
+    return checkpoint_response(store().latest_checkpoint(village))
+
+
+def checkpoint_response(note: str) -> Response:
+    """A log's latest checkpoint: it changes with every append, so it is cached for seconds only."""
+    return cached(Response(note, mimetype="text/plain"), SHORT_LIVED)
 
 
 @blp.route("/<village>/log/key")
@@ -113,8 +120,14 @@ def tile(village: str, path: str) -> Response:
     """The log in the C2SP tlog-tiles layout under ``log/``: ``log/checkpoint``, hash tiles
     ``log/tile/<L>/<N>[.p/<W>]`` and entry bundles ``log/tile/entries/<N>[.p/<W>]``. A tile is served once the
     latest checkpoint's tree holds it whole, and never changes: any static server or mirror can serve it."""
+    return tile_response(functools.partial(store().tile, village), path)
+
+
+def tile_response(read: Callable[[Tile], bytes], path: str) -> Response:
+    """The tile ``tile/<path>`` as ``read`` gives it, cached for good. Any spelling that is not a canonical
+    tile path is not found: one resource, one URL."""
     try:
         wanted = parse_tile_path(f"tile/{path}")
     except EncodingError as exc:
         raise NotFound(str(exc)) from exc
-    return cached(Response(store().tile(village, wanted), mimetype="application/octet-stream"), IMMUTABLE)
+    return cached(Response(read(wanted), mimetype="application/octet-stream"), IMMUTABLE)

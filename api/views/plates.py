@@ -33,7 +33,7 @@ def _base_url() -> str:
 
 def _pins() -> list[str]:
     """The township witnesses the plates pin (``WITNESSES``)."""
-    return [plates.witness_pin(witness.vkey) for witness in witnesses()]
+    return plates.witness_pins(witnesses())
 
 
 @blp.route("/<village>/plates.pdf")
